@@ -1,0 +1,1 @@
+"""Ingest: click logs -> point-in-time tf.Examples (Beam, and a TFX ExampleGen)."""

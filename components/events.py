@@ -1,0 +1,71 @@
+"""The click-event record, the example features and the rejection reasons.
+
+This module is the contract between the readers, the per-user history builder
+and every later stage (Transform reads the feature names from here).
+"""
+
+from typing import NamedTuple
+
+# Features of every emitted tf.Example.
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+CATEGORY = "category"
+TIMESTAMP = "timestamp"
+LABEL = "label"
+HIST_ITEM_IDS = "hist_item_ids"
+HIST_CATEGORIES = "hist_categories"
+HIST_TIMESTAMPS = "hist_timestamps"
+HIST_LABELS = "hist_labels"  # only with IngestConfig.history_includes_non_clicked
+
+# Columns of the generic click-log table.
+REQUIRED_COLUMNS = (USER_ID, ITEM_ID, TIMESTAMP, LABEL)
+OPTIONAL_COLUMNS = (CATEGORY,)
+
+# The category of an event whose log has none.
+DEFAULT_CATEGORY = "unknown"
+
+SPLIT_TRAIN = "train"
+SPLIT_EVAL = "eval"
+SPLITS = (SPLIT_TRAIN, SPLIT_EVAL)
+
+# Why a row was rejected: the keys of `rows_rejected` in the ingest report.
+MALFORMED_ROW = "malformed_row"      # not parseable as a row of the format at all
+MISSING_FIELD = "missing_field"      # a required column is absent or empty
+INVALID_FIELD = "invalid_field"      # a field has an unusable value (bad id, rating...)
+BAD_TIMESTAMP = "bad_timestamp"      # neither unix seconds nor ISO-8601
+BAD_LABEL = "bad_label"              # label outside {0, 1}
+DUPLICATE = "duplicate"              # exact duplicate of an earlier event
+REJECTION_REASONS = (MALFORMED_ROW, MISSING_FIELD, INVALID_FIELD, BAD_TIMESTAMP,
+                     BAD_LABEL, DUPLICATE)
+
+
+class Event(NamedTuple):
+  """One valid click-log event.
+
+  `raw` is the source row as read, kept so a later rejection (duplicate) can
+  still dead-letter the original text.
+  """
+  user_id: str
+  item_id: str
+  category: str
+  timestamp: int
+  label: int
+  raw: str = ""
+
+  def key(self):
+    """What makes two events exact duplicates (the raw text may differ)."""
+    return (self.timestamp, self.item_id, self.category, self.label)
+
+
+class RowError(ValueError):
+  """A row that cannot become an Event; `reason` is one of REJECTION_REASONS."""
+
+  def __init__(self, reason: str, detail: str):
+    super().__init__(f"{reason}: {detail}")
+    self.reason = reason
+    self.detail = detail
+
+
+def dead_letter_record(raw: str, reason: str, detail: str, source: str = "") -> dict:
+  """The JSON object written to the dead-letter output for one rejected row."""
+  return {"reason": reason, "detail": detail, "row": raw, "source": source}

@@ -1,0 +1,146 @@
+"""Point-in-time behaviour histories: one user's events -> one tf.Example per event.
+
+For each event the history holds the user's positive events *strictly earlier*
+than it (events sharing its timestamp are excluded), most recent first, capped at
+`max_history`. The split is chronological, so a training example never sees an
+eval-period behaviour; an eval example may see training-period ones.
+
+Cost: one sort per user; the output is streamed, and the only state besides the
+user's event list is a window of `max_history` behaviours, so memory per user is
+O(events + max_history), never O(events x max_history).
+"""
+
+import collections
+import itertools
+import math
+from typing import Iterable, Iterator, List, Optional, Set, Tuple
+
+from tensorflow.core.example import example_pb2
+
+from components import events
+from components.events import Event
+from components.negatives import NegativeSampler
+from eta_ctr.config import IngestConfig
+
+# Kinds of the (kind, payload) items `build_user_examples` yields.
+EXAMPLE = "example"          # payload: (split, serialized tf.Example)
+DEAD_LETTER = "dead_letter"  # payload: dead-letter record dict
+STATS = "stats"              # payload: nested dict of counts, one per user
+
+
+def make_example(user_id: bytes, item_id: bytes, category: bytes, timestamp: int,
+                 label: int, hist_items: List[bytes], hist_categories: List[bytes],
+                 hist_timestamps: List[int],
+                 hist_labels: Optional[List[int]] = None) -> bytes:
+  """The serialized tf.Example of one event with its history."""
+  example = example_pb2.Example()
+  feature = example.features.feature
+  feature[events.USER_ID].bytes_list.value.append(user_id)
+  feature[events.ITEM_ID].bytes_list.value.append(item_id)
+  feature[events.CATEGORY].bytes_list.value.append(category)
+  feature[events.TIMESTAMP].int64_list.value.append(timestamp)
+  feature[events.LABEL].int64_list.value.append(label)
+  feature[events.HIST_ITEM_IDS].bytes_list.value.extend(hist_items)
+  feature[events.HIST_CATEGORIES].bytes_list.value.extend(hist_categories)
+  feature[events.HIST_TIMESTAMPS].int64_list.value.extend(hist_timestamps)
+  if hist_labels is not None:
+    feature[events.HIST_LABELS].int64_list.value.extend(hist_labels)
+  return example.SerializeToString(deterministic=True)
+
+
+def split_flags(timestamps: List[int], config: IngestConfig) -> List[bool]:
+  """is-eval flag per event of one user's chronologically sorted events."""
+  if config.split == "global_time":
+    return [ts >= config.eval_cutoff for ts in timestamps]
+  n = len(timestamps)
+  n_eval = int(math.floor(n * config.eval_fraction + 0.5))
+  return [i >= n - n_eval for i in range(n)]
+
+
+class _HistoryWindow:
+  """The last `capacity` behaviours, kept as encoded columns for cheap copies."""
+
+  def __init__(self, capacity: int, with_labels: bool):
+    self.items = collections.deque(maxlen=capacity)
+    self.categories = collections.deque(maxlen=capacity)
+    self.timestamps = collections.deque(maxlen=capacity)
+    self.labels = collections.deque(maxlen=capacity) if with_labels else None
+
+  def append(self, item: bytes, category: bytes, timestamp: int, label: int):
+    self.items.append(item)
+    self.categories.append(category)
+    self.timestamps.append(timestamp)
+    if self.labels is not None:
+      self.labels.append(label)
+
+  def most_recent_first(self):
+    return (list(reversed(self.items)), list(reversed(self.categories)),
+            list(reversed(self.timestamps)),
+            None if self.labels is None else list(reversed(self.labels)))
+
+  def __len__(self):
+    return len(self.items)
+
+
+def build_user_examples(user_id: str, user_events: Iterable[Event], config: IngestConfig,
+                        sampler: Optional[NegativeSampler] = None
+                       ) -> Iterator[Tuple[str, object]]:
+  """Yields (kind, payload) for one user: examples, duplicate dead letters, stats.
+
+  Args:
+    user_id: the user.
+    user_events: all of the user's valid events, in any order.
+    config: the ingest settings.
+    sampler: draws negatives per positive when config.negatives_per_positive > 0.
+  """
+  # Sorting by the full event key makes ties (same timestamp) deterministic and
+  # puts exact duplicates next to each other.
+  ordered = sorted(user_events, key=Event.key)
+  stats = {"rows_valid": 0, "negatives_sampled": 0, "users": 1,
+           "examples": {events.SPLIT_TRAIN: 0, events.SPLIT_EVAL: 0},
+           "rejected": {}, "history_length": {}}
+
+  unique: List[Event] = []
+  for event in ordered:
+    if unique and unique[-1].key() == event.key():
+      stats["rejected"][events.DUPLICATE] = stats["rejected"].get(events.DUPLICATE, 0) + 1
+      yield DEAD_LETTER, events.dead_letter_record(
+          event.raw, events.DUPLICATE,
+          f"same user, item, category, timestamp and label as an earlier row")
+    else:
+      unique.append(event)
+  del ordered
+  stats["rows_valid"] = len(unique)
+
+  is_eval = split_flags([e.timestamp for e in unique], config)
+  clicked: Set[str] = ({e.item_id for e in unique if e.label == 1}
+                       if sampler is not None else set())
+  window = _HistoryWindow(config.max_history, config.history_includes_non_clicked)
+  user_bytes = user_id.encode("utf-8")
+  lengths = stats["history_length"]
+
+  position = 0
+  for timestamp, group in itertools.groupby(unique, key=lambda e: e.timestamp):
+    group = list(group)
+    hist_items, hist_categories, hist_timestamps, hist_labels = window.most_recent_first()
+    for event in group:
+      split = events.SPLIT_EVAL if is_eval[position] else events.SPLIT_TRAIN
+      position += 1
+      candidates = [(event.item_id, event.category, event.label)]
+      if sampler is not None and event.label == 1:
+        negatives = sampler.sample(user_id, event.item_id, event.category, timestamp, clicked)
+        stats["negatives_sampled"] += len(negatives)
+        candidates += [(item, category, 0) for item, category in negatives]
+      for item, category, label in candidates:
+        stats["examples"][split] += 1
+        lengths[len(hist_items)] = lengths.get(len(hist_items), 0) + 1
+        yield EXAMPLE, (split, make_example(
+            user_bytes, item.encode("utf-8"), category.encode("utf-8"), timestamp, label,
+            hist_items, hist_categories, hist_timestamps, hist_labels))
+    # Only now, after every event of this timestamp has its example, do this
+    # timestamp's behaviours become history: ties are never each other's history.
+    for event in group:
+      if event.label == 1 or config.history_includes_non_clicked:
+        window.append(event.item_id.encode("utf-8"), event.category.encode("utf-8"),
+                      event.timestamp, event.label)
+  yield STATS, stats

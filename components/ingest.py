@@ -1,0 +1,161 @@
+"""The Beam ingest: a click log -> train/eval tf.Examples, dead letters and counts.
+
+`ClickLogToExamples` is the whole transform; `write_ingest_outputs` lays its
+results out as an ExampleGen output (Split-train/, Split-eval/) plus
+dead_letter/ and the counts. Both the TFX component and `eta ingest` use them.
+"""
+
+import json
+import os
+from typing import Any, Dict
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from components import events, histories, sources
+from components.events import RowError
+from components.negatives import NegativeSampler
+from eta_ctr.config import EtaConfig
+
+DEAD_LETTER_DIR = "dead_letter"
+STATS_FILE = "ingest_stats.json"
+EXAMPLE_FILE_PREFIX = "data_tfrecord"  # ExampleGen's file name
+
+
+class _ParseRows(beam.DoFn):
+  """raw row -> (user_id, Event), or a dead-letter record on the `dead_letter` tag."""
+
+  def __init__(self, parser, source_name: str):
+    self._parser = parser
+    self._source_name = source_name
+
+  def process(self, row):
+    try:
+      event = self._parser(row)
+    except RowError as error:
+      raw = row if isinstance(row, str) else _record_text(row)
+      yield beam.pvalue.TaggedOutput(histories.DEAD_LETTER, events.dead_letter_record(
+          raw, error.reason, error.detail, self._source_name))
+      return
+    yield event.user_id, event
+
+
+def _record_text(record) -> str:
+  from components.parsing import record_to_text
+  return record_to_text(record)
+
+
+class _BuildUserExamples(beam.DoFn):
+  """(user_id, events) -> examples on `train`/`eval`, plus dead letters and stats."""
+
+  def __init__(self, ingest_config):
+    self._config = ingest_config
+    self._sampler = None
+    self._sampler_source = None
+
+  def process(self, user_and_events, catalogue=None):
+    user_id, user_events = user_and_events
+    sampler = None
+    if catalogue is not None:
+      # Side inputs are the same object for a bundle; build the sampler once.
+      if self._sampler_source is not catalogue:
+        self._sampler = NegativeSampler(catalogue, self._config.negatives_per_positive,
+                                        self._config.seed)
+        self._sampler_source = catalogue
+      sampler = self._sampler
+    for kind, payload in histories.build_user_examples(user_id, user_events, self._config,
+                                                       sampler):
+      if kind == histories.EXAMPLE:
+        split, serialized = payload
+        yield beam.pvalue.TaggedOutput(split, serialized)
+      else:
+        yield beam.pvalue.TaggedOutput(kind, payload)
+
+
+def merge_counts(total: Dict[str, Any], part: Dict[str, Any]) -> Dict[str, Any]:
+  """Adds nested dicts of counts into `total` (keys are str or int)."""
+  for key, value in part.items():
+    if isinstance(value, dict):
+      merge_counts(total.setdefault(key, {}), value)
+    else:
+      total[key] = total.get(key, 0) + value
+  return total
+
+
+class _MergeCounts(beam.CombineFn):
+
+  def create_accumulator(self):
+    return {}
+
+  def add_input(self, accumulator, element):
+    return merge_counts(accumulator, element)
+
+  def merge_accumulators(self, accumulators):
+    total = {}
+    for accumulator in accumulators:
+      merge_counts(total, accumulator)
+    return total
+
+  def extract_output(self, accumulator):
+    return accumulator
+
+
+class ClickLogToExamples(beam.PTransform):
+  """pipeline -> {'train', 'eval': serialized tf.Examples, 'dead_letter': dicts,
+  'stats': one nested dict of counts}."""
+
+  def __init__(self, config: EtaConfig):
+    super().__init__()
+    self._config = config
+
+  def expand(self, pipeline):
+    source, ingest = self._config.source, self._config.ingest
+    rows = pipeline | "ReadRows" >> sources.ReadRawRows(source)
+    parsed = rows | "Parse" >> beam.ParDo(
+        _ParseRows(sources.make_parser(source), source.format)).with_outputs(
+            histories.DEAD_LETTER, main="events")
+    by_user = parsed.events | "GroupByUser" >> beam.GroupByKey()
+    side_inputs = {}
+    if ingest.negatives_per_positive > 0:
+      side_inputs["catalogue"] = beam.pvalue.AsList(
+          parsed.events
+          | "CatalogueItems" >> beam.Map(lambda kv: (kv[1].item_id, kv[1].category))
+          | "DistinctItems" >> beam.Distinct())
+    built = by_user | "BuildHistories" >> beam.ParDo(
+        _BuildUserExamples(ingest), **side_inputs).with_outputs(
+            events.SPLIT_TRAIN, events.SPLIT_EVAL, histories.DEAD_LETTER, histories.STATS)
+
+    dead_letter = ((parsed[histories.DEAD_LETTER], built[histories.DEAD_LETTER])
+                   | "MergeDeadLetters" >> beam.Flatten())
+    rows_read = (rows | "CountRows" >> beam.combiners.Count.Globally()
+                 | "AsRowsRead" >> beam.Map(lambda n: {"rows_read": n}))
+    parse_rejections = (
+        parsed[histories.DEAD_LETTER]
+        | "RejectionReason" >> beam.Map(lambda record: {"rejected": {record["reason"]: 1}}))
+    stats = ((rows_read, parse_rejections, built[histories.STATS])
+             | "MergeStats" >> beam.Flatten()
+             | "SumStats" >> beam.CombineGlobally(_MergeCounts()))
+    return {events.SPLIT_TRAIN: built[events.SPLIT_TRAIN],
+            events.SPLIT_EVAL: built[events.SPLIT_EVAL],
+            histories.DEAD_LETTER: dead_letter, histories.STATS: stats}
+
+
+def write_ingest_outputs(outputs: Dict[str, beam.PCollection], output_dir: str):
+  """Writes Split-<name>/*.gz, dead_letter/*.jsonl and the raw counts under output_dir."""
+  for split in events.SPLITS:
+    _ = (outputs[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+        os.path.join(output_dir, f"Split-{split}", EXAMPLE_FILE_PREFIX),
+        file_name_suffix=".gz", compression_type=beam.io.filesystem.CompressionTypes.GZIP))
+  _ = (outputs[histories.DEAD_LETTER]
+       | "DeadLetterJson" >> beam.Map(lambda r: json.dumps(r, sort_keys=True))
+       | "WriteDeadLetters" >> beam.io.WriteToText(
+           os.path.join(output_dir, DEAD_LETTER_DIR, "rows"), file_name_suffix=".jsonl"))
+  _ = (outputs[histories.STATS]
+       | "StatsJson" >> beam.Map(lambda s: json.dumps(s, sort_keys=True))
+       | "WriteStats" >> beam.io.WriteToText(
+           os.path.join(output_dir, STATS_FILE), shard_name_template=""))
+
+
+def read_stats(output_dir: str) -> Dict[str, Any]:
+  with FileSystems.open(os.path.join(output_dir, STATS_FILE)) as handle:
+    return json.loads(handle.read().decode("utf-8"))

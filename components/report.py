@@ -1,0 +1,90 @@
+"""The ingest report: counts that reconcile, example counts and history-length stats."""
+
+import json
+from typing import Any, Dict
+
+from apache_beam.io.filesystems import FileSystems
+
+from components import events
+
+REPORT_FILE = "ingest_report.json"
+
+
+def history_length_summary(histogram: Dict[Any, int]) -> Dict[str, float]:
+  """mean / percentiles / max of history lengths from a {length: examples} histogram."""
+  pairs = sorted((int(length), count) for length, count in histogram.items())
+  total = sum(count for _, count in pairs)
+  if not total:
+    return {"mean": 0.0, "p50": 0, "p90": 0, "p99": 0, "max": 0, "empty_share": 0.0}
+
+  def percentile(q):
+    threshold, seen = q * total, 0
+    for length, count in pairs:
+      seen += count
+      if seen >= threshold:
+        return length
+    return pairs[-1][0]
+
+  return {
+      "mean": round(sum(length * count for length, count in pairs) / total, 3),
+      "p50": percentile(0.5), "p90": percentile(0.9), "p99": percentile(0.99),
+      "max": pairs[-1][0],
+      "empty_share": round(dict(pairs).get(0, 0) / total, 6),
+  }
+
+
+def build_report(stats: Dict[str, Any], wall_time_s: float,
+                 config: Dict[str, Any]) -> Dict[str, Any]:
+  """The ingest_report.json content; raises if the counts do not reconcile."""
+  rejected = {reason: int(stats.get("rejected", {}).get(reason, 0))
+              for reason in events.REJECTION_REASONS}
+  rejected["total"] = sum(rejected.values())
+  examples = {split: int(stats.get("examples", {}).get(split, 0)) for split in events.SPLITS}
+  report = {
+      "rows_read": int(stats.get("rows_read", 0)),
+      "rows_valid": int(stats.get("rows_valid", 0)),
+      "rows_rejected": rejected,
+      "negatives_sampled": int(stats.get("negatives_sampled", 0)),
+      "users": int(stats.get("users", 0)),
+      "examples": examples,
+      "examples_total": sum(examples.values()),
+      "history_length": history_length_summary(stats.get("history_length", {})),
+      "wall_time_s": round(wall_time_s, 3),
+      "config": config,
+  }
+  if report["rows_read"] != report["rows_valid"] + rejected["total"]:
+    raise AssertionError(
+        f"ingest counts do not reconcile: rows_read={report['rows_read']} != "
+        f"rows_valid={report['rows_valid']} + rows_rejected={rejected['total']}")
+  if report["examples_total"] != report["rows_valid"] + report["negatives_sampled"]:
+    raise AssertionError(
+        f"ingest counts do not reconcile: {report['examples_total']} examples != "
+        f"{report['rows_valid']} valid rows + {report['negatives_sampled']} negatives")
+  return report
+
+
+def write_report(report: Dict[str, Any], output_dir: str) -> str:
+  path = f"{output_dir.rstrip('/')}/{REPORT_FILE}"
+  with FileSystems.create(path) as handle:
+    handle.write(json.dumps(report, indent=2, sort_keys=True).encode("utf-8"))
+  return path
+
+
+def format_report(report: Dict[str, Any]) -> str:
+  """A short human-readable table of the report."""
+  rejected = report["rows_rejected"]
+  reasons = ", ".join(f"{k}={v}" for k, v in rejected.items() if k != "total" and v)
+  hist = report["history_length"]
+  lines = [
+      f"rows read          {report['rows_read']:>12,}",
+      f"rows valid         {report['rows_valid']:>12,}",
+      f"rows rejected      {rejected['total']:>12,}" + (f"   ({reasons})" if reasons else ""),
+      f"negatives sampled  {report['negatives_sampled']:>12,}",
+      f"users              {report['users']:>12,}",
+      f"examples train     {report['examples']['train']:>12,}",
+      f"examples eval      {report['examples']['eval']:>12,}",
+      f"history length     mean {hist['mean']}, p50 {hist['p50']}, p90 {hist['p90']}, "
+      f"max {hist['max']}, empty {hist['empty_share']:.1%}",
+      f"wall time          {report['wall_time_s']:>11.1f}s",
+  ]
+  return "\n".join(lines)
