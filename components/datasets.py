@@ -35,9 +35,10 @@ def _has_movielens(directory: Optional[str]) -> bool:
 
 
 def _candidates(data_path: Optional[str]):
-  if data_path:
+  if data_path:  # an explicit path is the only place looked at
     yield "--data-path", data_path
     yield "--data-path", os.path.join(data_path, "ml-100k")
+    return
   env = os.environ.get(ENV_DATA_DIR)
   if env:
     yield f"${ENV_DATA_DIR}", env

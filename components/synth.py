@@ -114,7 +114,7 @@ def _user_rows(config, catalogue, item_quality, rng, user, mu, sigma, span):
   n_sessions = max(1, int(math.ceil(n_events / config.session_length)))
   session_starts = np.sort(rng.integers(0, span, size=n_sessions)) + config.start_time
   user_id = f"u{user}"
-  emitted = 0
+  emitted, last_time = 0, 0
   for session in range(n_sessions):
     size = min(n_events - emitted, max(1, rng.geometric(1.0 / config.session_length)))
     if size <= 0:
@@ -130,7 +130,10 @@ def _user_rows(config, catalogue, item_quality, rng, user, mu, sigma, span):
     in_interests = np.fromiter((c in interest_set for c in categories.tolist()), bool, size)
     logits = (-2.2 + 2.6 * in_interests + 0.5 * (categories == focus) + item_quality[items])
     labels = rng.random(size) < 1.0 / (1.0 + np.exp(-logits))
-    times = session_starts[session] + np.cumsum(rng.integers(5, 300, size=size))
+    # A session that would overlap the previous one starts right after it.
+    start = max(int(session_starts[session]), last_time + 600)
+    times = start + np.cumsum(rng.integers(5, 300, size=size))
+    last_time = int(times[-1])
     for item, category, timestamp, label in zip(items.tolist(), categories.tolist(),
                                                 times.tolist(), labels.tolist()):
       yield user_id, f"i{item}", f"c{category}", int(timestamp), int(label)

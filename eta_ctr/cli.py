@@ -11,6 +11,9 @@ import dataclasses
 import logging
 import os
 import sys
+
+# Quiet TensorFlow's C++ start-up chatter (CUDA probes) unless asked for.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from typing import List, Optional
 
 from eta_ctr.config import FORMATS, SPLIT_MODES, EtaConfig, IngestConfig, SourceConfig

@@ -1,0 +1,37 @@
+"""The `eta` CLI: synth -> ingest on a generated log, and clear errors."""
+
+import json
+import os
+
+import pytest
+
+from eta_ctr import cli
+
+
+def test_synth_then_ingest_with_global_cutoff(tmp_path, capsys):
+  log_path = str(tmp_path / "log.jsonl")
+  assert cli.main(["synth", "--events", "1500", "--format", "jsonl", "--output", log_path]) == 0
+  out = str(tmp_path / "out")
+  assert cli.main(["ingest", "--data", log_path, "--output", out, "--max-history", "32",
+                   "--eval-cutoff", "2020-09-01T00:00:00Z"]) == 0
+  with open(os.path.join(out, "ingest_report.json")) as handle:
+    report = json.load(handle)
+  assert report["config"]["ingest"]["split"] == "global_time"
+  assert report["config"]["ingest"]["eval_cutoff"] == 1598918400
+  assert report["rows_read"] == report["rows_valid"] > 300
+  assert report["history_length"]["max"] <= 32
+  assert "rows read" in capsys.readouterr().out
+
+
+def test_unknown_extension_needs_format(tmp_path):
+  path = tmp_path / "log.txt"
+  path.write_text("x\n")
+  with pytest.raises(SystemExit, match="--format"):
+    cli.main(["ingest", "--data", str(path), "--output", str(tmp_path / "out")])
+
+
+def test_missing_movielens_path_is_a_clear_error(tmp_path):
+  from components.datasets import DatasetNotFound
+  with pytest.raises(DatasetNotFound, match="--data-path"):
+    cli.main(["ingest", "--data", "movielens-100k", "--data-path", str(tmp_path),
+              "--output", str(tmp_path / "out")])

@@ -1,0 +1,27 @@
+"""The configuration object: JSON round trip and validation."""
+
+import pytest
+
+from eta_ctr.config import EtaConfig, IngestConfig, SourceConfig
+
+
+def test_json_round_trip():
+  config = EtaConfig(source=SourceConfig(format="csv", path="/data/log.csv"),
+                     ingest=IngestConfig(max_history=256, split="global_time",
+                                         eval_cutoff=1_700_000_000, negatives_per_positive=2))
+  assert EtaConfig.from_json(config.to_json()) == config
+
+
+@pytest.mark.parametrize("kwargs", [dict(max_history=0), dict(split="random"),
+                                    dict(split="global_time"), dict(eval_fraction=1.0),
+                                    dict(negatives_per_positive=-1)])
+def test_invalid_ingest_settings_are_refused(kwargs):
+  with pytest.raises(ValueError):
+    IngestConfig(**kwargs)
+
+
+def test_unknown_format_and_section_are_refused():
+  with pytest.raises(ValueError, match="unknown format"):
+    SourceConfig(format="xml")
+  with pytest.raises(ValueError, match="unknown config sections"):
+    EtaConfig.from_dict({"trainer": {}})

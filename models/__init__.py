@@ -1,0 +1,1 @@
+"""Keras models and layers for ETA (End-to-end Target Attention) CTR prediction."""

@@ -1,0 +1,221 @@
+"""Tests for hamming_distance and HammingTopK, and for gradients through retrieval."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from models.layers.hamming_topk import HammingTopK
+from models.layers.hamming_topk import hamming_distance
+from models.layers.simhash import SimHash
+from models.layers.target_attention import TargetAttention
+
+
+def np_hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """Reference distances [...] of int64 codes [..., W]: XOR, then count bits per byte."""
+  x = np.ascontiguousarray(np.bitwise_xor(a, b))
+  return np.unpackbits(x.view(np.uint8), axis=-1).sum(axis=-1).astype(np.int32)
+
+
+def np_top_k(candidate, behaviours, mask, k):
+  """Brute force: stable sort of the valid positions by (distance, index)."""
+  batch, length = mask.shape
+  indices = np.zeros((batch, k), np.int32)
+  distances = np.zeros((batch, k), np.int32)
+  valid = np.zeros((batch, k), bool)
+  for b in range(batch):
+    d = np_hamming(candidate[b][None, :], behaviours[b])
+    order = sorted((d[t], t) for t in range(length) if mask[b, t])[:k]
+    for j, (dist, t) in enumerate(order):
+      indices[b, j], distances[b, j], valid[b, j] = t, dist, True
+  return indices, distances, valid
+
+
+def random_codes(rng, shape, num_bits):
+  """int64 codes [*shape, W] with num_bits random bits, packed like SimHash."""
+  words = -(-num_bits // 64)
+  bits = np.zeros(shape + (words * 64,), np.uint8)
+  bits[..., :num_bits] = rng.random(shape + (num_bits,)) < 0.5
+  packed = np.packbits(bits, axis=-1, bitorder="little")
+  return np.ascontiguousarray(packed).view("<i8")
+
+
+@pytest.mark.parametrize("num_bits", [16, 64, 100, 128, 256])
+def test_hamming_distance_matches_numpy(num_bits):
+  rng = np.random.default_rng(num_bits)
+  a = random_codes(rng, (4, 9), num_bits)
+  b = random_codes(rng, (4, 9), num_bits)
+  got = hamming_distance(a, b).numpy()
+  assert got.dtype == np.int32 and got.shape == (4, 9)
+  np.testing.assert_array_equal(got, np_hamming(a, b))
+  np.testing.assert_array_equal(hamming_distance(a, a).numpy(), np.zeros((4, 9)))
+
+
+def test_hamming_distance_full_int64_words_and_broadcast():
+  rng = np.random.default_rng(0)
+  # Full-range words, negative ones included (bit 63 set).
+  a = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, (3, 1, 4), dtype=np.int64)
+  b = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, (3, 6, 4), dtype=np.int64)
+  np.testing.assert_array_equal(hamming_distance(a, b).numpy(), np_hamming(a, b))
+  assert hamming_distance(np.array([[-1]], np.int64), np.array([[0]], np.int64)).numpy() == 64
+
+
+def _masks(rng, batch, length):
+  """Masks with every awkward case: dense, sparse, single, empty, full."""
+  mask = rng.random((batch, length)) < 0.6
+  mask[0] = False           # All padding.
+  mask[1] = False
+  mask[1, length - 1] = True  # One valid behaviour, at the oldest slot.
+  mask[2] = rng.random(length) < 0.15
+  mask[3] = True
+  return mask
+
+
+@pytest.mark.parametrize("num_bits,k", [(8, 1), (8, 5), (16, 12), (64, 3), (100, 7), (256, 30)])
+def test_top_k_matches_brute_force(num_bits, k):
+  rng = np.random.default_rng(num_bits * 31 + k)
+  batch, length = 8, 12
+  candidate = random_codes(rng, (batch,), num_bits)
+  behaviours = random_codes(rng, (batch, length), num_bits)
+  # Deliberate ties: duplicated behaviours and copies of the candidate.
+  behaviours[:, 5] = behaviours[:, 2]
+  behaviours[:, 9] = behaviours[:, 2]
+  behaviours[4:, 7] = candidate[4:]
+  behaviours[4:, 3] = candidate[4:]
+  mask = _masks(rng, batch, length)
+
+  indices, distances, valid = HammingTopK(k)([candidate, behaviours], behaviour_mask=mask)
+  want_indices, want_distances, want_valid = np_top_k(candidate, behaviours, mask, k)
+  assert indices.dtype == tf.int32 and distances.dtype == tf.int32 and valid.dtype == tf.bool
+  assert indices.shape == (batch, k)
+  np.testing.assert_array_equal(valid.numpy(), want_valid)
+  np.testing.assert_array_equal(indices.numpy(), want_indices)
+  np.testing.assert_array_equal(distances.numpy(), want_distances)
+
+
+def test_ties_break_toward_more_recent():
+  candidate = np.array([[0]], np.int64)
+  # Distances 1, 0, 1, 0, 1: the zeros win (lower index first), then the ones.
+  behaviours = np.array([[[1], [0], [2], [0], [4]]], np.int64)
+  indices, distances, valid = HammingTopK(4)([candidate, behaviours])
+  np.testing.assert_array_equal(indices.numpy(), [[1, 3, 0, 2]])
+  np.testing.assert_array_equal(distances.numpy(), [[0, 0, 1, 1]])
+  assert valid.numpy().all()
+
+
+def test_padding_never_selected_even_when_nearest():
+  candidate = np.array([[0]], np.int64)
+  behaviours = np.array([[[0], [-1], [0], [3]]], np.int64)  # Distances 0, 64, 0, 2.
+  mask = np.array([[False, True, False, True]])
+  indices, distances, valid = HammingTopK(3)([candidate, behaviours], behaviour_mask=mask)
+  np.testing.assert_array_equal(indices.numpy(), [[3, 1, 0]])
+  np.testing.assert_array_equal(distances.numpy(), [[2, 64, 0]])
+  np.testing.assert_array_equal(valid.numpy(), [[True, True, False]])
+
+
+def test_k_larger_than_sequence_and_empty_sequence():
+  rng = np.random.default_rng(1)
+  candidate = random_codes(rng, (2,), 64)
+  behaviours = random_codes(rng, (2, 3), 64)
+  indices, _, valid = HammingTopK(5)([candidate, behaviours])
+  assert indices.shape == (2, 5)
+  np.testing.assert_array_equal(valid.numpy(), [[True] * 3 + [False] * 2] * 2)
+  np.testing.assert_array_equal(indices.numpy()[:, 3:], 0)
+
+  indices, distances, valid = HammingTopK(2)([candidate, np.zeros((2, 0, 1), np.int64)])
+  assert indices.shape == (2, 2) and not valid.numpy().any()
+
+
+def test_multiple_candidates_match_single():
+  rng = np.random.default_rng(2)
+  candidates = random_codes(rng, (5, 4), 100)  # [B, C, W]
+  behaviours = random_codes(rng, (5, 10), 100)
+  mask = _masks(rng, 5, 10)
+  layer = HammingTopK(4)
+  multi = layer([candidates, behaviours], behaviour_mask=mask)
+  assert multi[0].shape == (5, 4, 4)
+  for c in range(4):
+    single = layer([candidates[:, c], behaviours], behaviour_mask=mask)
+    for got, want in zip(multi, single):
+      np.testing.assert_array_equal(got.numpy()[:, c], want.numpy())
+
+
+def test_dynamic_length_in_graph_mode():
+  layer = HammingTopK(3)
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, 2], tf.int64), tf.TensorSpec([None, None, 2], tf.int64),
+      tf.TensorSpec([None, None], tf.bool)])
+  def retrieve(candidate, behaviours, mask):
+    outputs = layer([candidate, behaviours], behaviour_mask=mask)
+    assert all(t.shape.as_list() == [None, 3] for t in outputs)
+    return outputs
+
+  rng = np.random.default_rng(3)
+  for length in (2, 9):
+    candidate = random_codes(rng, (4,), 128)
+    behaviours = random_codes(rng, (4, length), 128)
+    mask = _masks(rng, 4, length)
+    got = retrieve(candidate, behaviours, mask)
+    for g, w in zip(got, np_top_k(candidate, behaviours, mask, 3)):
+      np.testing.assert_array_equal(g.numpy(), w)
+
+
+def test_get_config_round_trip():
+  layer = HammingTopK(k=16, name="topk")
+  clone = layer.__class__.from_config(layer.get_config())
+  assert (clone.k, clone.name) == (16, "topk")
+  with pytest.raises(ValueError):
+    HammingTopK(0)
+
+
+def test_saved_model_round_trip(tmp_path):
+  candidate_in = keras.Input((2,), dtype=tf.int64)
+  behaviours_in = keras.Input((10, 2), dtype=tf.int64)
+  mask_in = keras.Input((10,), dtype=tf.bool)
+  outputs = HammingTopK(4)([candidate_in, behaviours_in], behaviour_mask=mask_in)
+  model = keras.Model([candidate_in, behaviours_in, mask_in], list(outputs))
+  path = str(tmp_path / "model")
+  model.save(path, save_format="tf")
+  loaded = keras.models.load_model(path, custom_objects={"HammingTopK": HammingTopK})
+
+  rng = np.random.default_rng(4)
+  inputs = [random_codes(rng, (5,), 100), random_codes(rng, (5, 10), 100), _masks(rng, 5, 10)]
+  want = np_top_k(*inputs, 4)
+  for model_ in (model, loaded):
+    for got, w in zip(model_(inputs), want):
+      np.testing.assert_array_equal(got.numpy(), w)
+
+
+def test_gradients_reach_only_retrieved_embeddings():
+  """embedding -> SimHash -> HammingTopK -> gather -> TargetAttention -> sum."""
+  rng = np.random.default_rng(5)
+  num_items, dim, length, k = 40, 8, 10, 3
+  table = tf.Variable(rng.normal(size=(num_items, dim)).astype(np.float32))
+  candidate_ids = np.array([30, 31])
+  history_ids = np.arange(2 * length).reshape(2, length)  # Disjoint from the candidates.
+  mask = np.ones((2, length), bool)
+  mask[:, -2:] = False
+  hasher, retriever = SimHash(num_bits=32, seed=1), HammingTopK(k)
+  attention = TargetAttention(num_heads=2)
+
+  with tf.GradientTape(persistent=True) as tape:
+    candidate = tf.gather(table, candidate_ids)  # [B, D]
+    history = tf.gather(table, history_ids)  # [B, L, D]
+    indices, distances, valid = retriever(
+        [hasher(candidate), hasher(history)], behaviour_mask=mask)
+    retrieved = tf.gather(history, indices, batch_dims=1)  # [B, k, D]
+    loss = tf.reduce_sum(attention([candidate, retrieved], behaviour_mask=valid))
+    selection = tf.reduce_sum(tf.cast(distances, tf.float32))
+
+  # Nothing differentiable comes out of the hashing and the selection.
+  assert tape.gradient(selection, table) is None
+  grad = np.linalg.norm(tf.convert_to_tensor(tape.gradient(loss, table)).numpy(), axis=-1)
+  assert valid.numpy().all()
+  retrieved_ids = set(np.take_along_axis(history_ids, indices.numpy(), axis=1).ravel())
+  assert len(retrieved_ids) == 2 * k
+  for item in range(num_items):
+    if item in retrieved_ids or item in candidate_ids:
+      assert grad[item] > 0, item
+    else:  # Behaviours not retrieved (and padding) get no gradient.
+      assert grad[item] == 0, item

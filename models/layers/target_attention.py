@@ -1,0 +1,170 @@
+"""Target attention of a candidate item over a user's behaviour sequence.
+
+ETA (arXiv 2108.04468) runs multi-head scaled dot-product attention with the
+candidate as the query and the retrieved behaviours as keys and values. DIN's
+activation unit (Zhou et al., arXiv 1706.06978) is offered as the alternative
+scorer.
+"""
+
+from typing import Sequence
+
+import tensorflow as tf
+import tf_keras as keras
+
+
+@keras.utils.register_keras_serializable(package="eta")
+class TargetAttention(keras.layers.Layer):
+  """Masked attention of a query over keys/values.
+
+  Call: `layer([query, keys], behaviour_mask=None)` or
+  `layer([query, keys, values], behaviour_mask=None)`; values default to keys.
+    query: [B, Dq] (one candidate) or [B, C, Dq] (C candidates sharing the
+      behaviours).
+    keys: [B, T, Dk].
+    values: [B, T, Dv].
+    behaviour_mask: [B, T] bool, True for a real behaviour; None means all are.
+
+  Returns [B, Dv] (or [B, C, Dv]). Rows whose mask is all False give exactly
+  zeros, and masked behaviours get weight exactly 0, so their content never
+  changes the output.
+
+  Multi-head mode (default): per head h, q_h = query Wq_h, k_h = keys Wk_h,
+  v_h = values Wv_h (each key_dim wide), weights = masked softmax(q_h k_h^T /
+  sqrt(key_dim)) over T, and the heads' weighted sums are concatenated and
+  projected back to Dv by Wo. No projection has a bias, which is what makes an
+  empty history give zeros.
+
+  DIN mode (use_din_activation=True): an MLP over [q, k, q - k, q * k]
+  (hidden_units, sigmoid as in DIN's reference code, then one linear unit)
+  scores each behaviour; the output is sum_t score_t * values_t over the valid
+  behaviours. As in the DIN paper the scores are NOT softmax-normalised, so the
+  output keeps the intensity of the user's interest (it grows with the number of
+  matching behaviours). query and keys must have the same size in this mode;
+  num_heads and key_dim are ignored.
+
+  dropout applies to the attention weights in both modes (training only).
+
+  Args:
+    num_heads: attention heads.
+    key_dim: width of each head's query/key/value projection; defaults to
+      Dq // num_heads (at least 1).
+    use_din_activation: score with DIN's activation unit instead.
+    hidden_units: DIN MLP hidden layer sizes.
+    dropout: dropout rate on the attention weights.
+  """
+
+  def __init__(self, num_heads: int = 1, key_dim: int = None,
+               use_din_activation: bool = False,
+               hidden_units: Sequence[int] = (80, 40), dropout: float = 0.0,
+               **kwargs):
+    super().__init__(**kwargs)
+    if num_heads < 1:
+      raise ValueError(f"num_heads must be >= 1, got {num_heads}.")
+    self.num_heads = int(num_heads)
+    self.key_dim = None if key_dim is None else int(key_dim)
+    self.use_din_activation = bool(use_din_activation)
+    self.hidden_units = tuple(int(u) for u in hidden_units)
+    self.dropout = float(dropout)
+    self._dropout_layer = keras.layers.Dropout(self.dropout)
+
+  def build(self, input_shape):
+    shapes = [tf.TensorShape(s) for s in input_shape]
+    if len(shapes) not in (2, 3):
+      raise ValueError("TargetAttention takes [query, keys] or [query, keys, values].")
+    query_dim, key_in_dim = shapes[0][-1], shapes[1][-1]
+    value_dim = shapes[-1][-1] if len(shapes) == 3 else key_in_dim
+    if None in (query_dim, key_in_dim, value_dim):
+      raise ValueError(f"TargetAttention needs static feature sizes, got {shapes}.")
+
+    if self.use_din_activation:
+      if query_dim != key_in_dim:
+        raise ValueError(
+            f"DIN activation needs query and keys of one size, got {query_dim} and {key_in_dim}.")
+      self._din_layers = [
+          keras.layers.Dense(units, activation="sigmoid", name=f"din_hidden_{i}")
+          for i, units in enumerate(self.hidden_units)]
+      self._din_layers.append(keras.layers.Dense(1, name="din_score"))
+      width = 4 * query_dim
+      for layer in self._din_layers:
+        # The scope gives the sublayer's weights unique names (din_hidden_0/kernel).
+        with tf.name_scope(layer.name):
+          layer.build(tf.TensorShape([None, width]))
+        width = layer.units
+    else:
+      head_dim = self.key_dim or max(1, query_dim // self.num_heads)
+      self._head_dim = head_dim
+      init = keras.initializers.GlorotUniform
+      self.query_kernel = self.add_weight(
+          name="query_kernel", shape=(query_dim, self.num_heads, head_dim), initializer=init())
+      self.key_kernel = self.add_weight(
+          name="key_kernel", shape=(key_in_dim, self.num_heads, head_dim), initializer=init())
+      self.value_kernel = self.add_weight(
+          name="value_kernel", shape=(value_dim, self.num_heads, head_dim), initializer=init())
+      self.output_kernel = self.add_weight(
+          name="output_kernel", shape=(self.num_heads, head_dim, value_dim), initializer=init())
+    super().build(input_shape)
+
+  def call(self, inputs, behaviour_mask=None, training=None):
+    query, keys = inputs[0], inputs[1]
+    values = inputs[2] if len(inputs) == 3 else keys
+    single = query.shape.rank == 2
+    if single:
+      query = query[:, None, :]  # [B, 1, Dq]
+    elif query.shape.rank != 3:
+      raise ValueError(f"query must be [B, D] or [B, C, D], got {query.shape}.")
+
+    if behaviour_mask is None:
+      mask = tf.ones(tf.shape(keys)[:2], tf.bool)
+    else:
+      mask = tf.cast(behaviour_mask, tf.bool)  # [B, T]
+
+    if self.use_din_activation:
+      outputs = self._din(query, keys, values, mask, training)
+    else:
+      outputs = self._multi_head(query, keys, values, mask, training)
+    # Exact zeros for empty histories, whatever the scorer's biases are.
+    has_any = tf.reduce_any(mask, axis=-1)[:, None, None]
+    outputs = tf.where(has_any, outputs, tf.zeros_like(outputs))
+    return outputs[:, 0, :] if single else outputs
+
+  def _multi_head(self, query, keys, values, mask, training):
+    """query [B, C, Dq], keys [B, T, Dk], values [B, T, Dv] -> [B, C, Dv]."""
+    q = tf.einsum("bcd,dhk->bchk", query, self.query_kernel)
+    k = tf.einsum("btd,dhk->bthk", keys, self.key_kernel)
+    v = tf.einsum("btd,dhk->bthk", values, self.value_kernel)
+    logits = tf.einsum("bchk,bthk->bcht", q, k) / tf.cast(self._head_dim, q.dtype) ** 0.5
+    mask = mask[:, None, None, :]  # [B, 1, 1, T]
+    # A finite floor rather than -inf: an all-masked row then softmaxes to a
+    # uniform row (not NaN), which the mask below zeroes.
+    logits = tf.where(mask, logits, tf.cast(logits.dtype.min, logits.dtype))
+    weights = tf.nn.softmax(logits, axis=-1) * tf.cast(mask, logits.dtype)
+    weights = self._dropout_layer(weights, training=training)
+    heads = tf.einsum("bcht,bthk->bchk", weights, v)
+    return tf.einsum("bchk,hkd->bcd", heads, self.output_kernel)
+
+  def _din(self, query, keys, values, mask, training):
+    """query [B, C, D], keys [B, T, D], values [B, T, Dv] -> [B, C, Dv]."""
+    q = tf.broadcast_to(query[:, :, None, :], tf.concat(
+        [tf.shape(query)[:2], tf.shape(keys)[1:2], tf.shape(query)[2:]], 0))
+    k = tf.broadcast_to(keys[:, None, :, :], tf.shape(q))
+    hidden = tf.concat([q, k, q - k, q * k], axis=-1)  # [B, C, T, 4D]
+    for layer in self._din_layers:
+      hidden = layer(hidden)
+    scores = hidden[..., 0] * tf.cast(mask[:, None, :], hidden.dtype)  # [B, C, T]
+    scores = self._dropout_layer(scores, training=training)
+    return tf.einsum("bct,btd->bcd", scores, values)
+
+  def compute_output_shape(self, input_shape):
+    shapes = [tf.TensorShape(s) for s in input_shape]
+    return shapes[0][:-1].concatenate([shapes[-1][-1]])
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({
+        "num_heads": self.num_heads,
+        "key_dim": self.key_dim,
+        "use_din_activation": self.use_din_activation,
+        "hidden_units": list(self.hidden_units),
+        "dropout": self.dropout,
+    })
+    return config
