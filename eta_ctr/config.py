@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 FORMATS = ("csv", "jsonl", "parquet", "movielens", "taobao")
 SPLIT_MODES = ("per_user", "global_time")
@@ -70,11 +70,89 @@ class IngestConfig:
       raise ValueError("negatives_per_positive must be >= 0")
 
 
+MODEL_NAMES = ("eta", "avg_pool", "din", "din_long", "sim_hard", "sdim")
+ATTENTION_TYPES = ("dot", "din")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Sequences, vocabularies and architecture; shared by Transform, Trainer and serving.
+
+  The defaults are the paper's (embedding 32, 64 hash bits, k = 48 for L = 1024).
+  For MovieLens use L = 256, S = 16, k = 16: most of its histories are shorter
+  than 48, and a k above the history length makes retrieval select everything.
+
+  Attributes:
+    name: the architecture, one of MODEL_NAMES.
+    long_seq_len: L, the long sequence (the first L history entries, most recent first).
+    short_seq_len: S, the short (recent) sequence.
+    top_k: k, the behaviours ETA / SIM retrieve from the long sequence.
+    hash_bits: SimHash signature bits (ETA), multiple of nothing in particular.
+    embedding_dim: item and category embedding size each.
+    time_gap_buckets: log2-minute buckets of (event time - behaviour time); 0 is padding.
+    num_heads: heads of the target attention.
+    attention: `dot` (scaled dot product) or `din` (DIN's activation unit).
+    mlp_units: the prediction MLP.
+    sdim_hash_rounds, sdim_bits_per_round: SDIM's m hash functions of tau bits.
+    vocab_top_k: keep the most frequent items (None = all); the rest share OOV buckets.
+    num_oov_buckets: OOV buckets of the item and category vocabularies.
+    vocab_min_frequency: items seen fewer times are OOV.
+    seed: initialisation and SimHash projection seed.
+  """
+  name: str = "eta"
+  long_seq_len: int = 1024
+  short_seq_len: int = 16
+  top_k: int = 48
+  hash_bits: int = 64
+  embedding_dim: int = 32
+  time_gap_buckets: int = 24
+  num_heads: int = 2
+  attention: str = "dot"
+  mlp_units: Tuple[int, ...] = (200, 80)
+  dropout: float = 0.0
+  sdim_hash_rounds: int = 16
+  sdim_bits_per_round: int = 3
+  vocab_top_k: Optional[int] = None
+  num_oov_buckets: int = 1
+  vocab_min_frequency: int = 1
+  seed: int = 7
+
+  def __post_init__(self):
+    if self.name not in MODEL_NAMES:
+      raise ValueError(f"unknown model {self.name!r}; expected one of {MODEL_NAMES}")
+    if self.attention not in ATTENTION_TYPES:
+      raise ValueError(f"unknown attention {self.attention!r}; expected {ATTENTION_TYPES}")
+    if not 1 <= self.short_seq_len <= self.long_seq_len:
+      raise ValueError("need 1 <= short_seq_len <= long_seq_len")
+    if not 1 <= self.top_k <= self.long_seq_len:
+      raise ValueError("need 1 <= top_k <= long_seq_len")
+    if self.hash_bits < 1 or self.embedding_dim < 1 or self.time_gap_buckets < 2:
+      raise ValueError("hash_bits, embedding_dim must be >= 1, time_gap_buckets >= 2")
+    object.__setattr__(self, "mlp_units", tuple(self.mlp_units))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+  """The training loop.
+
+  Attributes:
+    batch_size, learning_rate, train_steps, eval_steps: the usual.
+    shuffle_buffer: examples shuffled before batching.
+  """
+  batch_size: int = 256
+  learning_rate: float = 1e-3
+  train_steps: int = 2000
+  eval_steps: Optional[int] = None
+  shuffle_buffer: int = 10_000
+
+
 @dataclasses.dataclass(frozen=True)
 class EtaConfig:
   """Everything a run needs; sections are added as the pipeline grows."""
   source: SourceConfig = dataclasses.field(default_factory=SourceConfig)
   ingest: IngestConfig = dataclasses.field(default_factory=IngestConfig)
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
 
   def to_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
@@ -97,6 +175,12 @@ class EtaConfig:
   @classmethod
   def from_json(cls, text: str) -> "EtaConfig":
     return cls.from_dict(json.loads(text))
+
+  @classmethod
+  def for_movielens(cls, **sections) -> "EtaConfig":
+    """The settings that suit MovieLens-100k (histories: median 65, max 737)."""
+    base = cls(model=ModelConfig(long_seq_len=256, short_seq_len=16, top_k=16))
+    return base.replace(**sections)
 
   def replace(self, **sections) -> "EtaConfig":
     return dataclasses.replace(self, **sections)

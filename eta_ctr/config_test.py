@@ -24,4 +24,4 @@ def test_unknown_format_and_section_are_refused():
   with pytest.raises(ValueError, match="unknown format"):
     SourceConfig(format="xml")
   with pytest.raises(ValueError, match="unknown config sections"):
-    EtaConfig.from_dict({"trainer": {}})
+    EtaConfig.from_dict({"evaluator": {}})

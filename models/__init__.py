@@ -1,1 +1,5 @@
-"""Keras models and layers for ETA (End-to-end Target Attention) CTR prediction."""
+"""Transform preprocessing, Keras layers, CTR models and the TFX trainer."""
+
+from models import autograph_speedup as _autograph_speedup
+
+_autograph_speedup.install()

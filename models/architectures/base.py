@@ -1,0 +1,120 @@
+"""The parts every CTR model shares: embeddings, the short-sequence attention, the MLP
+head and the Ranking task.
+
+Candidates come as [B, C]: C = 1 when each example carries its own candidate
+(training, `serving_default`), B = 1 and C = the candidates of one request when
+one user's history is scored against many items (`score`). The history is
+embedded once per row of B, never once per candidate.
+"""
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras as keras
+
+from eta_ctr.config import ModelConfig
+from models import features
+from models.layers import TargetAttention
+
+
+class CtrModel(tfrs.models.Model):
+  """Base class; subclasses implement `long_interest`.
+
+  Args:
+    config: the model settings.
+    item_vocab_size, category_vocab_size: table sizes, padding and OOV included.
+  """
+  uses_long_sequence = True
+
+  def __init__(self, config: ModelConfig, item_vocab_size: int, category_vocab_size: int,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.config = config
+    dim = config.embedding_dim
+    init = keras.initializers.RandomNormal(stddev=0.05, seed=config.seed)
+    self.item_embedding = keras.layers.Embedding(item_vocab_size, dim,
+                                                 embeddings_initializer=init,
+                                                 name="item_embedding")
+    self.category_embedding = keras.layers.Embedding(category_vocab_size, dim,
+                                                     embeddings_initializer=init,
+                                                     name="category_embedding")
+    # Time gaps are added to behaviours ("ETA + timeinfo"); bucket 0 is padding.
+    self.time_gap_embedding = keras.layers.Embedding(config.time_gap_buckets, 2 * dim,
+                                                     embeddings_initializer="zeros",
+                                                     name="time_gap_embedding")
+    self.short_attention = self._attention("short_attention")
+    self.mlp = keras.Sequential(
+        [keras.layers.Dense(units, activation="relu") for units in config.mlp_units]
+        + ([keras.layers.Dropout(config.dropout)] if config.dropout else [])
+        + [keras.layers.Dense(1)], name="mlp")
+    self.task = tfrs.tasks.Ranking(
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[keras.metrics.AUC(from_logits=True, name="auc"),
+                 keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss")])
+
+  def _attention(self, name):
+    return TargetAttention(num_heads=self.config.num_heads,
+                           use_din_activation=self.config.attention == "din", name=name)
+
+  # -- embeddings ------------------------------------------------------------
+
+  def candidate_vectors(self, items: tf.Tensor, categories: tf.Tensor) -> tf.Tensor:
+    """[B, C] indices -> [B, C, 2d] (item ++ category)."""
+    return tf.concat([self.item_embedding(items), self.category_embedding(categories)], -1)
+
+  def behaviour_vectors(self, items, categories, time_gaps) -> tf.Tensor:
+    """[B, T] indices -> [B, T, 2d]: item ++ category, plus the time-gap embedding."""
+    return (tf.concat([self.item_embedding(items), self.category_embedding(categories)], -1)
+            + self.time_gap_embedding(time_gaps))
+
+  # -- the forward pass ------------------------------------------------------
+
+  def long_interest(self, inputs, candidates: tf.Tensor, training: bool) -> tf.Tensor:
+    """[B, C, F] features of the long sequence for each candidate."""
+    raise NotImplementedError
+
+  def candidate_logits(self, inputs, training: bool = False) -> tf.Tensor:
+    """Logits [B, C] for candidate features [B, C] and history features [B, T]."""
+    items, categories = inputs[features.ITEM], inputs[features.CATEGORY]
+    candidates = self.candidate_vectors(items, categories)
+    short_items = inputs[features.SHORT_ITEMS]
+    short = self.behaviour_vectors(short_items, inputs[features.SHORT_CATEGORIES],
+                                   inputs[features.SHORT_TIME_GAPS])
+    parts = [candidates,
+             self.short_attention([candidates, short], behaviour_mask=short_items > 0,
+                                  training=training)]
+    if self.uses_long_sequence:
+      parts.append(self.long_interest(inputs, candidates, training))
+    return tf.squeeze(self.mlp(tf.concat(parts, -1), training=training), -1)
+
+  def call(self, inputs, training=False):
+    """Logits [B] for one candidate per example (the transformed features)."""
+    per_candidate = dict(inputs)
+    for name in (features.ITEM, features.CATEGORY):
+      per_candidate[name] = tf.reshape(inputs[name], [-1, 1])
+    return self.candidate_logits(per_candidate, training)[:, 0]
+
+  def compute_loss(self, inputs, training=False):
+    logits = self(inputs, training=training)
+    labels = tf.cast(tf.reshape(inputs[features.LABEL], [-1]), tf.float32)
+    return self.task(labels=labels, predictions=logits)
+
+
+def long_mask(inputs) -> tf.Tensor:
+  """[B, L] bool, True for real behaviours of the long sequence."""
+  return inputs[features.LONG_ITEMS] > 0
+
+
+def gather_and_attend(attention, candidates, behaviours, indices, valid, training):
+  """Target attention of each candidate over its own retrieved behaviours.
+
+  Args:
+    candidates: [B, C, D]; behaviours: [B, L, D]; indices, valid: [B, C, k].
+  Returns [B, C, D].
+  """
+  retrieved = tf.gather(behaviours, indices, batch_dims=1)  # [B, C, k, D]
+  shape = tf.shape(retrieved)
+  batch, n_candidates, k, dim = shape[0], shape[1], shape[2], candidates.shape[-1]
+  attended = attention(
+      [tf.reshape(candidates, [-1, dim]), tf.reshape(retrieved, [-1, k, dim])],
+      behaviour_mask=tf.reshape(valid, [-1, k]), training=training)
+  return tf.reshape(attended, [batch, n_candidates, attended.shape[-1]])

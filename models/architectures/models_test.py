@@ -1,0 +1,107 @@
+"""Every model trains on generated data; ETA's retrieval and gradients behave as designed."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from eta_ctr.config import ModelConfig
+from models import features
+from models.architectures.registry import MODELS, build_model
+from models.layers import hamming_distance
+from models.testing import transformed_batch
+
+CONFIG = ModelConfig(long_seq_len=32, short_seq_len=4, top_k=6, embedding_dim=8,
+                     hash_bits=64, mlp_units=(16,), sdim_hash_rounds=4)
+
+
+def _model(name, config=CONFIG):
+  model = build_model(ModelConfig(**{**config.__dict__, "name": name}), 200, 12)
+  model.compile(optimizer=keras.optimizers.Adam(0.01))
+  return model
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_trains_with_decreasing_loss(name):
+  model = _model(name)
+  batch = transformed_batch(CONFIG, 64, seed=1)
+  dataset = tf.data.Dataset.from_tensors(batch).repeat(40)
+  history = model.fit(dataset, epochs=1, verbose=0)
+  first = model.evaluate(tf.data.Dataset.from_tensors(batch), return_dict=True, verbose=0)
+  model.fit(dataset, epochs=2, verbose=0)
+  later = model.evaluate(tf.data.Dataset.from_tensors(batch), return_dict=True, verbose=0)
+  assert np.isfinite(history.history["loss"]).all()
+  assert later["loss"] < first["loss"]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_candidates_sharing_a_history_score_like_single_examples(name):
+  model = _model(name)
+  batch = transformed_batch(CONFIG, 5, seed=2)
+  single = model(batch).numpy()
+  # The same 5 candidates as one request against user 0's history.
+  shared = {key: value[:1] for key, value in batch.items()}
+  shared[features.ITEM] = batch[features.ITEM][None, :]
+  shared[features.CATEGORY] = batch[features.CATEGORY][None, :]
+  together = model.candidate_logits(shared).numpy()[0]
+  history_0 = {key: tf.repeat(value[:1], 5, axis=0) for key, value in batch.items()}
+  history_0[features.ITEM] = batch[features.ITEM]
+  history_0[features.CATEGORY] = batch[features.CATEGORY]
+  np.testing.assert_allclose(together, model(history_0).numpy(), atol=1e-5)
+  assert single.shape == (5,)
+
+
+def test_eta_retrieves_nearest_codes_and_never_padding():
+  model = _model("eta")
+  batch = transformed_batch(CONFIG, 16, seed=3)
+  model(batch)
+  per_candidate = dict(batch, **{features.ITEM: batch[features.ITEM][:, None],
+                                 features.CATEGORY: batch[features.CATEGORY][:, None]})
+  indices, distances, valid = (t.numpy()[:, 0] for t in model.retrieve(per_candidate))
+  codes = model.item_codes(batch[features.LONG_ITEMS]).numpy()
+  candidate_codes = model.item_codes(batch[features.ITEM]).numpy()
+  lengths = batch[features.LONG_LENGTH].numpy()
+  for row in range(16):
+    assert valid[row].sum() == min(lengths[row], CONFIG.top_k)
+    chosen = indices[row][valid[row]]
+    assert (chosen < lengths[row]).all()  # padding never selected
+    all_distances = hamming_distance(candidate_codes[row][None], codes[row][:lengths[row]])
+    expected = np.argsort(all_distances.numpy(), kind="stable")[:CONFIG.top_k]
+    np.testing.assert_array_equal(chosen, expected)
+
+
+def test_eta_gradients_reach_retrieved_item_embeddings_and_projection_is_fixed():
+  model = _model("eta")
+  batch = transformed_batch(CONFIG, 8, seed=4)
+  model(batch)
+  projection = model.simhash.projection.numpy().copy()
+  assert all(v is not model.simhash.projection for v in model.trainable_variables)
+  with tf.GradientTape() as tape:
+    loss = model.compute_loss(batch, training=True)
+  gradient = tape.gradient(loss, model.item_embedding.embeddings)
+  gradient = tf.convert_to_tensor(gradient).numpy()
+  per_candidate = dict(batch, **{features.ITEM: batch[features.ITEM][:, None],
+                                 features.CATEGORY: batch[features.CATEGORY][:, None]})
+  indices, _, valid = (t.numpy()[:, 0] for t in model.retrieve(per_candidate))
+  long_items = batch[features.LONG_ITEMS].numpy()
+  short = set(batch[features.SHORT_ITEMS].numpy().ravel()) | set(batch[features.ITEM].numpy())
+  retrieved = {long_items[r, i] for r in range(8) for i in indices[r][valid[r]]}
+  only_retrieved = retrieved - short - {0}
+  assert only_retrieved
+  for item in only_retrieved:
+    assert np.abs(gradient[item]).sum() > 0
+  never_used = set(range(200)) - retrieved - short - set(long_items.ravel())
+  for item in list(never_used)[:20]:
+    assert np.abs(gradient[item]).sum() == 0
+  model.fit(tf.data.Dataset.from_tensors(batch).repeat(5), verbose=0)
+  np.testing.assert_array_equal(model.simhash.projection.numpy(), projection)
+
+
+def test_frozen_code_table_equals_on_the_fly_codes():
+  model = _model("eta")
+  batch = transformed_batch(CONFIG, 8, seed=5)
+  before = model(batch).numpy()
+  live = model.item_codes(batch[features.LONG_ITEMS]).numpy()
+  model.freeze_item_codes()
+  np.testing.assert_array_equal(model.item_codes(batch[features.LONG_ITEMS]).numpy(), live)
+  np.testing.assert_array_equal(model(batch).numpy(), before)

@@ -1,0 +1,21 @@
+"""Models by name: `build_model(config, item_vocab_size, category_vocab_size)`."""
+
+from eta_ctr.config import ModelConfig
+from models.architectures.baselines import (AvgPoolModel, DinLongModel, DinModel, SdimModel,
+                                            SimHardModel)
+from models.architectures.base import CtrModel
+from models.architectures.eta import EtaModel
+
+MODELS = {
+    "eta": EtaModel,
+    "avg_pool": AvgPoolModel,
+    "din": DinModel,
+    "din_long": DinLongModel,
+    "sim_hard": SimHardModel,
+    "sdim": SdimModel,
+}
+
+
+def build_model(config: ModelConfig, item_vocab_size: int,
+                category_vocab_size: int) -> CtrModel:
+  return MODELS[config.name](config, item_vocab_size, category_vocab_size, name=config.name)
