@@ -34,7 +34,7 @@ class SynthConfig:
   """Size and shape of the synthetic log.
 
   Attributes:
-    events: total events wanted (approximate: users x mean events per user).
+    events: total events (rows) written; users are added until it is reached.
     mean_events_per_user: mean of the log-normal events-per-user distribution.
     max_events_per_user: cap on one user's events (histories of thousands).
     items, categories: catalogue size.
@@ -59,7 +59,7 @@ class SynthConfig:
   seed: int = 0
 
   @property
-  def users(self) -> int:
+  def expected_users(self) -> int:
     return max(1, int(round(self.events / self.mean_events_per_user)))
 
 
@@ -97,9 +97,15 @@ def generate(config: SynthConfig) -> Iterator[Row]:
   sigma = 1.0
   mu = math.log(config.mean_events_per_user) - sigma ** 2 / 2
   span = config.days * 86_400
-  for user in range(config.users):
+  emitted, user = 0, 0
+  while emitted < config.events:  # exactly `events` rows: the last user is cut short
     user_rng = np.random.default_rng([config.seed, user])
-    yield from _user_rows(config, catalogue, item_quality, user_rng, user, mu, sigma, span)
+    for row in _user_rows(config, catalogue, item_quality, user_rng, user, mu, sigma, span):
+      yield row
+      emitted += 1
+      if emitted == config.events:
+        return
+    user += 1
 
 
 def _user_rows(config, catalogue, item_quality, rng, user, mu, sigma, span):
@@ -143,7 +149,7 @@ def _user_rows(config, catalogue, item_quality, rng, user, mu, sigma, span):
 def write(config: SynthConfig, path: str, fmt: str = "csv") -> int:
   """Writes the log to `path` as csv, jsonl or parquet; returns the row count."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  log.info("synth: %d users, about %d events -> %s (%s)", config.users, config.events, path, fmt)
+  log.info("synth: about %d users, %d events -> %s (%s)", config.expected_users, config.events, path, fmt)
   rows = generate(config)
   count = 0
   if fmt == "csv":

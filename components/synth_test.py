@@ -19,7 +19,8 @@ def test_shape_of_the_log():
                              seed=1)
   rows = list(synth.generate(config))
   per_user = collections.Counter(row[0] for row in rows)
-  assert len(per_user) == config.users
+  assert len(rows) == config.events
+  assert abs(len(per_user) - config.expected_users) < 0.3 * config.expected_users
   assert max(per_user.values()) >= 1000  # histories of thousands exist
   items = collections.Counter(row[1] for row in rows)
   counts = np.array(sorted(items.values(), reverse=True))

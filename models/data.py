@@ -1,0 +1,21 @@
+"""Datasets of transformed examples for training and evaluation."""
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import features
+
+
+def transformed_dataset(file_pattern, tf_transform_output: tft.TFTransformOutput,
+                        batch_size: int, shuffle: bool, num_epochs=None,
+                        seed: int = 0) -> tf.data.Dataset:
+  """Batches of {transformed feature: tensor} from gzipped TFRecords, label included."""
+  spec = tf_transform_output.transformed_feature_spec().copy()
+  unused = set(spec) - set(features.MODEL_INPUTS) - {features.LABEL}
+  for name in unused:
+    spec.pop(name)
+  return tf.data.experimental.make_batched_features_dataset(
+      file_pattern=file_pattern, batch_size=batch_size, features=spec,
+      reader=lambda files: tf.data.TFRecordDataset(files, compression_type="GZIP"),
+      num_epochs=num_epochs, shuffle=shuffle, shuffle_seed=seed,
+      shuffle_buffer_size=10_000, drop_final_batch=False)

@@ -1,0 +1,1 @@
+"""The TFX pipeline: wiring (pipeline.py) and runners (local_runner.py)."""
