@@ -22,7 +22,7 @@ $(BIN)/.installed: setup.py constraints.txt
 venv: $(BIN)/.installed
 
 run: venv
-	$(BIN)/eta ingest --data $(DATA) --output $(OUT)/ingest
+	$(BIN)/eta run --data $(DATA) --pipeline-root $(OUT)/pipeline --serving-dir $(OUT)/serving
 
 test: test-unit test-e2e
 

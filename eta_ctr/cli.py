@@ -2,6 +2,7 @@
 
   eta synth   --events N --output FILE           a synthetic click log
   eta ingest  --data ... --output DIR [beam args] click log -> point-in-time tf.Examples
+  eta run     --data ... [--model eta] [beam args] the whole TFX pipeline, ingest to push
 
 Unrecognised --flags are passed to Beam as pipeline options (e.g. --runner=...).
 """
@@ -12,11 +13,14 @@ import logging
 import os
 import sys
 
-# Quiet TensorFlow's C++ start-up chatter (CUDA probes) unless asked for.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import warnings
+
+# Quiet TensorFlow's C++ start-up chatter (CUDA probes on CPU machines).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from typing import List, Optional
 
-from eta_ctr.config import FORMATS, SPLIT_MODES, EtaConfig, IngestConfig, SourceConfig
+from eta_ctr.config import (FORMATS, MODEL_NAMES, SPLIT_MODES, EtaConfig, IngestConfig,
+                            ModelConfig, SourceConfig, TrainerConfig)
 
 log = logging.getLogger("eta")
 
@@ -95,6 +99,67 @@ def cmd_ingest(args, beam_args: List[str]) -> int:
   return 0
 
 
+def _add_model_args(parser: argparse.ArgumentParser):
+  group = parser.add_argument_group("model (defaults: the paper's; L=256, S=16, k=16 on MovieLens)")
+  group.add_argument("--model", choices=MODEL_NAMES, default="eta")
+  group.add_argument("--long-seq-len", type=int, help="L")
+  group.add_argument("--short-seq-len", type=int, help="S")
+  group.add_argument("--top-k", type=int, help="k, behaviours retrieved from the long sequence")
+  group.add_argument("--hash-bits", type=int)
+  group.add_argument("--embedding-dim", type=int)
+  group.add_argument("--attention", choices=("dot", "din"))
+  group = parser.add_argument_group("trainer")
+  group.add_argument("--train-steps", type=int, default=TrainerConfig.train_steps)
+  group.add_argument("--batch-size", type=int, default=TrainerConfig.batch_size)
+  group.add_argument("--learning-rate", type=float, default=TrainerConfig.learning_rate)
+
+
+def config_from_args(args, source: SourceConfig) -> EtaConfig:
+  """The one EtaConfig of a run, from the CLI flags."""
+  base = EtaConfig.for_movielens() if source.format == "movielens" else EtaConfig()
+  overrides = {name: getattr(args, name) for name in
+               ("long_seq_len", "short_seq_len", "top_k", "hash_bits", "embedding_dim",
+                "attention") if getattr(args, name, None) is not None}
+  model = dataclasses.replace(base.model, name=args.model, **overrides)
+  if args.top_k is None and model.top_k > model.long_seq_len:
+    model = dataclasses.replace(model, top_k=model.long_seq_len)
+  if args.short_seq_len is None and model.short_seq_len > model.long_seq_len:
+    model = dataclasses.replace(model, short_seq_len=model.long_seq_len)
+  trainer = TrainerConfig(train_steps=args.train_steps, batch_size=args.batch_size,
+                          learning_rate=args.learning_rate)
+  return EtaConfig(source=source, ingest=ingest_config_from_args(args), model=model,
+                   trainer=trainer)
+
+
+def cmd_run(args, beam_args: List[str]) -> int:
+  from pipeline import summary as run_summary
+  from pipeline.local_runner import run_local
+  from pipeline.progress import ComponentProgress
+  os.makedirs(args.pipeline_root, exist_ok=True)
+  config = config_from_args(args, resolve_source(args, args.pipeline_root))
+  log.info("pipeline root %s, model %s (L=%d, S=%d, k=%d, %d hash bits), %d train steps",
+           args.pipeline_root, config.model.name, config.model.long_seq_len,
+           config.model.short_seq_len, config.model.top_k, config.model.hash_bits,
+           config.trainer.train_steps)
+  from pipeline.pipeline import COMPONENT_IDS
+  progress = ComponentProgress(COMPONENT_IDS)
+  try:
+    with progress:
+      run_local(config, args.pipeline_root, args.serving_dir,
+                beam_pipeline_args=beam_args or None, auc_floor=args.auc_floor,
+                max_auc_regression=args.max_auc_regression)
+  except Exception as error:  # name the component, then show the cause
+    where = progress.current or "the pipeline set-up"
+    print(f"\neta run FAILED in {where}: {type(error).__name__}: {error}", file=sys.stderr)
+    if args.verbose:
+      raise
+    return 1
+  result = run_summary.run_summary(args.pipeline_root)
+  run_summary.write_summary(result, os.path.join(args.pipeline_root, "run_summary.json"))
+  print("\n" + run_summary.format_summary(result, args.serving_dir))
+  return 0
+
+
 def cmd_synth(args, beam_args: List[str]) -> int:
   from components import synth
   fields = {f.name for f in dataclasses.fields(synth.SynthConfig)}
@@ -116,6 +181,20 @@ def build_parser() -> argparse.ArgumentParser:
   ingest.add_argument("--output", required=True, help="output directory")
   ingest.set_defaults(handler=cmd_ingest)
 
+  run = commands.add_parser("run", help="the TFX pipeline: ingest, statistics, schema, "
+                            "Transform, Trainer, Evaluator, Pusher")
+  _add_data_args(run)
+  _add_ingest_args(run)
+  _add_model_args(run)
+  run.add_argument("--pipeline-root", default="out/pipeline")
+  run.add_argument("--serving-dir", default="out/serving",
+                   help="Pusher destination: versioned SavedModel directories")
+  run.add_argument("--auc-floor", type=float, default=0.6,
+                   help="blessing needs at least this eval AUC")
+  run.add_argument("--max-auc-regression", type=float, default=0.01,
+                   help="blessing refuses an AUC drop larger than this vs the last blessed model")
+  run.set_defaults(handler=cmd_run)
+
   synth = commands.add_parser("synth", help="write a deterministic synthetic click log")
   synth.add_argument("--output", required=True, help="output file")
   synth.add_argument("--format", choices=("csv", "jsonl", "parquet"), default="csv")
@@ -129,17 +208,35 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _configure_logging(verbose: bool):
+  """Our own progress at INFO; the libraries' chatter only when --verbose."""
+  warnings.filterwarnings("ignore", category=FutureWarning)
+  warnings.filterwarnings("ignore", category=DeprecationWarning)
+  logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                      format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                      datefmt="%H:%M:%S", force=True)
+  for ours in ("eta", "components", "models", "pipeline", "serving", "benchmarks"):
+    logging.getLogger(ours).setLevel(logging.INFO)
+  if not verbose:
+    # TFX logs component start/finish at INFO on absl; keep the records flowing
+    # (the progress display reads them) but show only errors of it.
+    absl = logging.getLogger("absl")
+    absl.setLevel(logging.INFO)
+    absl.propagate = False
+    errors = logging.StreamHandler()
+    errors.setLevel(logging.ERROR)
+    absl.handlers = [errors]
+    for noisy in ("apache_beam", "tensorflow", "root"):
+      logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
   parser = build_parser()
   args, extra = parser.parse_known_args(argv)
   unknown = [a for a in extra if not a.startswith("--")]
   if unknown:
     parser.error(f"unrecognised arguments: {' '.join(unknown)}")
-  logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                      format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                      datefmt="%H:%M:%S")
-  for noisy in ("apache_beam", "absl", "tensorflow"):
-    logging.getLogger(noisy).setLevel(logging.WARNING)
+  _configure_logging(args.verbose)
   return args.handler(args, extra)
 
 

@@ -17,6 +17,8 @@ from components.example_gen import ClickLogExampleGen
 from eta_ctr.config import EtaConfig
 from pipeline.evaluation import make_eval_config
 
+COMPONENT_IDS = ["ClickLogExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+                 "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"]
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 

@@ -1,0 +1,82 @@
+"""What a pipeline run produced, read back from ML Metadata and the artifacts."""
+
+import json
+import os
+from typing import Any, Dict, Optional
+
+from tfx.orchestration import metadata
+
+from pipeline.local_runner import METADATA_FILE
+
+
+def _latest(store, type_name, with_property=None):
+  artifacts = [a for a in store.get_artifacts_by_type(type_name)
+               if with_property is None or with_property in a.custom_properties]
+  return max(artifacts, key=lambda a: a.id) if artifacts else None
+
+
+def run_summary(pipeline_root: str) -> Dict[str, Any]:
+  """Metrics, blessing (and why not), pushed model path, ingest counts of the latest run."""
+  import tensorflow_model_analysis as tfma
+  config = metadata.sqlite_metadata_connection_config(os.path.join(pipeline_root,
+                                                                   METADATA_FILE))
+  summary: Dict[str, Any] = {}
+  with metadata.Metadata(config) as handle:
+    store = handle.store
+    examples = _latest(store, "Examples", with_property="rows_read")  # the ingest's
+    if examples is not None:
+      summary["ingest"] = {key: examples.custom_properties[key].int_value for key in
+                           ("rows_read", "rows_valid", "rows_rejected", "examples_total")}
+    evaluation = _latest(store, "ModelEvaluation")
+    if evaluation is not None:
+      result = tfma.load_eval_result(evaluation.uri)
+      overall = result.slicing_metrics[0][1][""][""]
+      summary["metrics"] = {name: value["doubleValue"] for name, value in overall.items()
+                            if "doubleValue" in value and not name.endswith("_diff")}
+      summary["change_vs_last_blessed"] = {
+          name[:-len("_diff")]: value["doubleValue"] for name, value in overall.items()
+          if "doubleValue" in value and name.endswith("_diff")}
+      validation = tfma.load_validation_result(evaluation.uri)
+      summary["blessed"] = bool(validation.validation_ok)
+      if not validation.validation_ok:
+        summary["not_blessed_because"] = [
+            str(failure.failures).strip() for failure in
+            validation.metric_validations_per_slice]
+    pushed = _latest(store, "PushedModel")
+    if pushed is not None:
+      was_pushed = pushed.custom_properties.get("pushed")
+      summary["pushed"] = bool(was_pushed and was_pushed.int_value)
+      destination = pushed.custom_properties.get("pushed_destination")
+      summary["pushed_model"] = destination.string_value if destination else None
+  return summary
+
+
+def format_summary(summary: Dict[str, Any], serving_dir: Optional[str] = None) -> str:
+  lines = []
+  if "ingest" in summary:
+    ingest = summary["ingest"]
+    lines.append(f"ingest:   {ingest['rows_read']:,} rows read, {ingest['rows_valid']:,} valid, "
+                 f"{ingest['rows_rejected']:,} rejected, {ingest['examples_total']:,} examples")
+  if summary.get("metrics"):
+    lines.append("eval metrics:")
+  for name, value in sorted(summary.get("metrics", {}).items()):
+    lines.append(f"  {name:<18} {value:.5f}" if isinstance(value, float) else
+                 f"  {name:<18} {value}")
+  if summary.get("change_vs_last_blessed"):
+    change = summary["change_vs_last_blessed"]
+    lines.append("vs last blessed: " + ", ".join(f"{k} {v:+.5f}" for k, v in sorted(change.items())))
+  if "blessed" in summary:
+    lines.append(f"blessed:  {'yes' if summary['blessed'] else 'NO'}")
+    for reason in summary.get("not_blessed_because", []):
+      lines.append(f"  because {reason}")
+  if summary.get("pushed"):
+    lines.append(f"pushed:   {summary['pushed_model']}")
+    lines.append(f"serve it: eta serve --model-dir {serving_dir or os.path.dirname(summary['pushed_model'])}")
+  elif "pushed" in summary:
+    lines.append("pushed:   no (the model was not blessed)")
+  return "\n".join(lines)
+
+
+def write_summary(summary: Dict[str, Any], path: str):
+  with open(path, "w") as handle:
+    json.dump(summary, handle, indent=2, sort_keys=True)
