@@ -1,10 +1,11 @@
 """The TFX Trainer entry point (`run_fn`) and the same training loop for `eta compare`."""
 
+import dataclasses
 import json
 import logging
 import os
 import time
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -12,6 +13,7 @@ import tf_keras as keras
 
 from eta_ctr.config import EtaConfig
 from models import data, features
+from models.architectures.base import CtrModel
 from models.architectures.registry import build_model
 from models.export import export_serving_model
 
@@ -26,13 +28,9 @@ def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput, config: EtaConf
           tf_transform_output.vocabulary_size_by_name(features.CATEGORY_VOCAB) + oov + 1)
 
 
-def train_and_export(config: EtaConfig, transform_output_dir: str, train_files,
-                     eval_files, serving_model_dir: Optional[str] = None,
-                     log_dir: Optional[str] = None) -> Dict[str, float]:
-  """Trains config.model.name on transformed examples; returns eval metrics.
-
-  Exports the SavedModel to serving_model_dir when given.
-  """
+def train_model(config: EtaConfig, transform_output_dir: str, train_files, eval_files,
+                log_dir: Optional[str] = None) -> Tuple[CtrModel, Dict[str, float]]:
+  """Trains config.model.name on transformed examples; returns (model, eval metrics)."""
   tf.keras.utils.set_random_seed(config.model.seed)
   tf_transform_output = tft.TFTransformOutput(transform_output_dir)
   trainer = config.trainer
@@ -57,24 +55,22 @@ def train_and_export(config: EtaConfig, transform_output_dir: str, train_files,
                  / max(train_seconds, 1e-9),
                  parameters=int(model.count_params()))
   log.info("%s eval: %s", config.model.name, json.dumps(metrics))
-  if serving_model_dir:
-    export_serving_model(model, tf_transform_output, config, serving_model_dir)
-  return metrics
+  return model, metrics
 
 
 def run_fn(fn_args):
   """TFX Trainer: fn_args.custom_config carries {'eta_config': json}."""
   config = EtaConfig.from_json(fn_args.custom_config["eta_config"])
   config = config.replace(trainer=_with_steps(config.trainer, fn_args))
-  metrics = train_and_export(config, fn_args.transform_output, fn_args.train_files,
-                             fn_args.eval_files, fn_args.serving_model_dir,
-                             log_dir=fn_args.model_run_dir)
+  model, metrics = train_model(config, fn_args.transform_output, fn_args.train_files,
+                               fn_args.eval_files, log_dir=fn_args.model_run_dir)
+  export_serving_model(model, tft.TFTransformOutput(fn_args.transform_output), config,
+                       fn_args.serving_model_dir)
   with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as handle:
     handle.write(json.dumps(metrics, indent=2))
 
 
 def _with_steps(trainer_config, fn_args):
-  import dataclasses
   return dataclasses.replace(trainer_config, train_steps=fn_args.train_steps or
                              trainer_config.train_steps,
                              eval_steps=fn_args.eval_steps or trainer_config.eval_steps)
