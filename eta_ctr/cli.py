@@ -3,6 +3,7 @@
   eta synth   --events N --output FILE           a synthetic click log
   eta ingest  --data ... --output DIR [beam args] click log -> point-in-time tf.Examples
   eta run     --data ... [--model eta] [beam args] the whole TFX pipeline, ingest to push
+  eta compare --data ... --models a,b --seeds N --output DIR   models on one Transform output
 
 Unrecognised --flags are passed to Beam as pipeline options (e.g. --runner=...).
 """
@@ -160,6 +161,20 @@ def cmd_run(args, beam_args: List[str]) -> int:
   return 0
 
 
+def cmd_compare(args, beam_args: List[str]) -> int:
+  from pipeline.compare import compare, results_table
+  models = [m.strip() for m in args.models.split(",") if m.strip()]
+  unknown = set(models) - set(MODEL_NAMES)
+  if unknown:
+    raise SystemExit(f"eta: unknown models {sorted(unknown)}; expected {MODEL_NAMES}")
+  os.makedirs(args.output, exist_ok=True)
+  config = config_from_args(args, resolve_source(args, args.output))
+  results = compare(config, models, args.seeds, args.output, beam_args or None)
+  print(results_table(results))
+  print(f"\nwritten: {args.output}/results.json, results.md, results.png")
+  return 0
+
+
 def cmd_synth(args, beam_args: List[str]) -> int:
   from components import synth
   fields = {f.name for f in dataclasses.fields(synth.SynthConfig)}
@@ -194,6 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
   run.add_argument("--max-auc-regression", type=float, default=0.01,
                    help="blessing refuses an AUC drop larger than this vs the last blessed model")
   run.set_defaults(handler=cmd_run)
+
+  compare = commands.add_parser("compare", help="train several models on the same "
+                                "Transform output over several seeds; table + chart")
+  _add_data_args(compare)
+  _add_ingest_args(compare)
+  _add_model_args(compare)
+  compare.add_argument("--models", default="avg_pool,din,din_long,sim_hard,sdim,eta")
+  compare.add_argument("--seeds", type=int, default=3)
+  compare.add_argument("--output", required=True)
+  compare.set_defaults(handler=cmd_compare)
 
   synth = commands.add_parser("synth", help="write a deterministic synthetic click log")
   synth.add_argument("--output", required=True, help="output file")

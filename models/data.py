@@ -8,10 +8,11 @@ from models import features
 
 def transformed_dataset(file_pattern, tf_transform_output: tft.TFTransformOutput,
                         batch_size: int, shuffle: bool, num_epochs=None,
-                        seed: int = 0) -> tf.data.Dataset:
-  """Batches of {transformed feature: tensor} from gzipped TFRecords, label included."""
+                        seed: int = 0, keep=()) -> tf.data.Dataset:
+  """Batches of {transformed feature: tensor} from gzipped TFRecords, label included
+  (plus the `keep` features, e.g. user_id)."""
   spec = tf_transform_output.transformed_feature_spec().copy()
-  unused = set(spec) - set(features.MODEL_INPUTS) - {features.LABEL}
+  unused = set(spec) - set(features.MODEL_INPUTS) - {features.LABEL} - set(keep)
   for name in unused:
     spec.pop(name)
   return tf.data.experimental.make_batched_features_dataset(

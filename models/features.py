@@ -7,6 +7,7 @@ for padding; sequences are most recent first.
 from components import events
 
 LABEL = events.LABEL
+USER_ID = events.USER_ID  # passed through as bytes, for per-user metrics (GAUC)
 
 ITEM = "item_idx"                      # [B] int64, candidate item
 CATEGORY = "category_idx"              # [B] int64, candidate category

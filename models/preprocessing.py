@@ -93,6 +93,8 @@ def make_preprocessing_fn(config: ModelConfig):
       outputs[short_name] = outputs[long_name][:, :config.short_seq_len]
     if events.LABEL in inputs:
       outputs[features.LABEL] = _scalar(inputs[events.LABEL])
+    if events.USER_ID in inputs:
+      outputs[features.USER_ID] = _scalar(inputs[events.USER_ID])
     return outputs
 
   return preprocessing_fn

@@ -21,6 +21,7 @@ def make_eval_config(auc_floor: float, max_auc_regression: float) -> tfma.EvalCo
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name="ExampleCount"),
           tfma.MetricConfig(class_name="AUC", threshold=auc_threshold),
+          tfma.MetricConfig(class_name="GAUC", module="pipeline.gauc_metric"),
           tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "logloss"}'),
           tfma.MetricConfig(class_name="Calibration"),
           tfma.MetricConfig(class_name="MeanLabel"),

@@ -23,11 +23,8 @@ PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 
 
-def create_pipeline(config: EtaConfig, pipeline_name: str, pipeline_root: str,
-                    serving_dir: str, metadata_connection_config=None,
-                    beam_pipeline_args: Optional[List[str]] = None,
-                    auc_floor: float = 0.5, max_auc_regression: float = 0.01,
-                    enable_cache: bool = True) -> tfx.dsl.Pipeline:
+def data_components(config: EtaConfig):
+  """ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform."""
   custom_config = {"eta_config": config.to_json()}
   example_gen = ClickLogExampleGen(config=config)
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -39,6 +36,32 @@ def create_pipeline(config: EtaConfig, pipeline_name: str, pipeline_root: str,
       examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
       preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config,
       disable_statistics=True)
+  return example_gen, statistics_gen, schema_gen, example_validator, transform
+
+
+def create_pipeline(config: EtaConfig, pipeline_name: str, pipeline_root: str,
+                    serving_dir: str, metadata_connection_config=None,
+                    beam_pipeline_args: Optional[List[str]] = None,
+                    auc_floor: float = 0.5, max_auc_regression: float = 0.01,
+                    enable_cache: bool = True,
+                    through_transform: bool = False) -> tfx.dsl.Pipeline:
+  """The pipeline; `through_transform` stops after Transform (for `eta compare`)."""
+  custom_config = {"eta_config": config.to_json()}
+  example_gen, statistics_gen, schema_gen, example_validator, transform = (
+      data_components(config))
+  components = [example_gen, statistics_gen, schema_gen, example_validator, transform]
+  if not through_transform:
+    components += _model_components(config, custom_config, example_gen, schema_gen,
+                                    transform, serving_dir, auc_floor, max_auc_regression)
+  return tfx.dsl.Pipeline(
+      pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,
+      enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=beam_pipeline_args or ["--direct_running_mode=in_memory"])
+
+
+def _model_components(config, custom_config, example_gen, schema_gen, transform,
+                      serving_dir, auc_floor, max_auc_regression):
+  """Trainer -> latest blessed model -> Evaluator -> Pusher."""
   trainer = tfx.components.Trainer(
       run_fn=RUN_FN,
       examples=transform.outputs["transformed_examples"],
@@ -60,9 +83,4 @@ def create_pipeline(config: EtaConfig, pipeline_name: str, pipeline_root: str,
       model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
-  return tfx.dsl.Pipeline(
-      pipeline_name=pipeline_name, pipeline_root=pipeline_root,
-      components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                  trainer, model_resolver, evaluator, pusher],
-      enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=beam_pipeline_args or ["--direct_running_mode=in_memory"])
+  return [trainer, model_resolver, evaluator, pusher]

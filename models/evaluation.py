@@ -1,0 +1,47 @@
+"""Offline metrics of a trained model on transformed eval examples: AUC, GAUC, logloss."""
+
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from sklearn import metrics as sk_metrics
+
+from models import data, features
+
+
+def group_auc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
+  """GAUC: per-user AUC averaged with impression weights, over users with both labels."""
+  order = np.argsort(users, kind="stable")
+  users, labels, scores = users[order], labels[order], scores[order]
+  boundaries = np.flatnonzero(users[1:] != users[:-1]) + 1
+  total, weight = 0.0, 0
+  for user_labels, user_scores in zip(np.split(labels, boundaries),
+                                      np.split(scores, boundaries)):
+    if 0 < user_labels.sum() < len(user_labels):
+      total += len(user_labels) * sk_metrics.roc_auc_score(user_labels, user_scores)
+      weight += len(user_labels)
+  return total / weight if weight else float("nan")
+
+
+def evaluate(model, eval_files, tf_transform_output: tft.TFTransformOutput,
+             top_k: int) -> Dict[str, float]:
+  """auc, gauc, logloss, and the share of examples whose history is longer than k."""
+  dataset = data.transformed_dataset(eval_files, tf_transform_output, 1024, shuffle=False,
+                                     num_epochs=1, keep=(features.USER_ID,))
+  users, labels, logits, lengths = [], [], [], []
+  for batch in dataset:
+    logits.append(model(batch).numpy())
+    users.append(batch[features.USER_ID].numpy().reshape(-1))
+    labels.append(batch[features.LABEL].numpy().reshape(-1))
+    lengths.append(batch[features.LONG_LENGTH].numpy().reshape(-1))
+  users, labels = np.concatenate(users), np.concatenate(labels).astype(np.float64)
+  logits, lengths = np.concatenate(logits), np.concatenate(lengths)
+  probabilities = 1.0 / (1.0 + np.exp(-logits))
+  return {
+      "auc": float(sk_metrics.roc_auc_score(labels, probabilities)),
+      "gauc": float(group_auc(users, labels, probabilities)),
+      "logloss": float(sk_metrics.log_loss(labels, np.clip(probabilities, 1e-7, 1 - 1e-7))),
+      "examples": int(len(labels)),
+      "history_longer_than_k": float(np.mean(lengths > top_k)),
+  }
