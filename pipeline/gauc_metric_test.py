@@ -60,9 +60,15 @@ def _extracts(users, labels, scores, weights=None):
   return extracts
 
 
-def _run(computation, extracts):
-  """The combiner over one slice, as TFMA runs it; returns {key: value}."""
-  results = []
+def _run(computation, extracts, check):
+  """Runs the combiner over one slice, as TFMA does, and calls check({key: value}).
+
+  check runs inside the pipeline (the runner pickles it), so it asserts there.
+  """
+  def check_single(got):
+    assert len(got) == 1
+    check(got[0])
+
   with beam.Pipeline() as p:
     out = (p
            | beam.Create(extracts, reshuffle=False)
@@ -70,18 +76,19 @@ def _run(computation, extracts):
            | beam.Map(lambda x: ((), x))
            | beam.CombinePerKey(computation.combiner)
            | beam.Map(lambda kv: kv[1]))
-    beam_util.assert_that(out, lambda got: results.extend(got))
-  assert len(results) == 1
-  return results[0]
+    beam_util.assert_that(out, check_single)
 
 
 def test_gauc_matches_sklearn_per_user_weighted_by_impressions():
   users, labels, scores = _random_examples()
   computation, = gauc_metric.GAUC().computations()
-  result = _run(computation, _extracts(users, labels, scores))
   key = metric_types.MetricKey(name="gauc", example_weighted=False)
   expected = _reference_gauc(users, labels, scores)
-  assert result[key] == pytest.approx(expected, abs=1e-9)
+
+  def check(result):
+    assert result[key] == pytest.approx(expected, abs=1e-9)
+
+  _run(computation, _extracts(users, labels, scores), check)
   # GAUC is not the pooled AUC: a guard against a per-user grouping bug.
   assert not math.isclose(expected, roc_auc_score(labels, scores), abs_tol=1e-3)
 
@@ -90,9 +97,13 @@ def test_gauc_example_weighted_uses_weighted_auc_and_summed_weights():
   users, labels, scores = _random_examples(seed=1)
   weights = np.random.default_rng(2).uniform(0.5, 3.0, len(labels))
   computation, = gauc_metric.GAUC().computations(example_weighted=True)
-  result = _run(computation, _extracts(users, labels, scores, weights))
   key = metric_types.MetricKey(name="gauc", example_weighted=True)
-  assert result[key] == pytest.approx(_reference_gauc(users, labels, scores, weights), abs=1e-9)
+  expected = _reference_gauc(users, labels, scores, weights)
+
+  def check(result):
+    assert result[key] == pytest.approx(expected, abs=1e-9)
+
+  _run(computation, _extracts(users, labels, scores, weights), check)
 
 
 def test_gauc_small_hand_computed_case_and_missing_user_ids():
@@ -100,16 +111,24 @@ def test_gauc_small_hand_computed_case_and_missing_user_ids():
   labels = np.array([1, 0, 1, 0, 1, 0, 1, 1])
   scores = np.array([0.9, 0.1, 0.4, 0.6, 0.2, 0.8, 0.5, 0.5])
   computation, = gauc_metric.GAUC().computations()
-  result = _run(computation, _extracts(users, labels, scores))
-  # a: AUC 0.75 on 4 examples, b: AUC 0 on 2, c: one class; the None row is skipped.
-  assert result[computation.keys[0]] == pytest.approx((4 * 0.75 + 2 * 0.0) / 6)
+  key = computation.keys[0]
+
+  def check(result):
+    # a: AUC 0.75 on 4 examples, b: AUC 0 on 2, c: one class; the None row is skipped.
+    assert result[key] == pytest.approx((4 * 0.75 + 2 * 0.0) / 6)
+
+  _run(computation, _extracts(users, labels, scores), check)
 
 
 def test_gauc_is_nan_without_users_having_both_labels():
   computation, = gauc_metric.GAUC().computations()
-  result = _run(computation, _extracts([b"a", b"a", b"b"], np.array([1, 1, 0]),
-                                       np.array([0.2, 0.3, 0.4])))
-  assert math.isnan(result[computation.keys[0]])
+  key = computation.keys[0]
+
+  def check(result):
+    assert math.isnan(result[key])
+
+  _run(computation, _extracts([b"a", b"a", b"b"], np.array([1, 1, 0]), np.array([0.2, 0.3, 0.4])),
+       check)
 
 
 def test_group_auc_is_independent_of_how_examples_are_merged():
@@ -160,6 +179,8 @@ def test_gauc_through_tfma_evaluator_on_tf_examples(tmp_path):
   data = os.path.join(tmp_path, "eval.tfrecord")
   _write_examples(data, users, labels, scores)
   eval_config = make_eval_config(0.5, 0.01)
+  for metric in eval_config.metrics_specs[0].metrics:
+    metric.ClearField("threshold")  # change thresholds need a baseline model
   result = tfma.run_model_analysis(eval_config=eval_config, data_location=data,
                                    output_path=str(tmp_path / "out"))
   (slice_key, metrics), = result.slicing_metrics

@@ -128,18 +128,26 @@ class TargetAttention(keras.layers.Layer):
     return outputs[:, 0, :] if single else outputs
 
   def _multi_head(self, query, keys, values, mask, training):
-    """query [B, C, Dq], keys [B, T, Dk], values [B, T, Dv] -> [B, C, Dv]."""
+    """query [B, C, Dq], keys [B, T, Dk], values [B, T, Dv] -> [B, C, Dv].
+
+    Standard multi-head attention, computed in the order that suits few
+    queries over long sequences: the query is mapped into the key input space
+    (q Wq Wk^T) and the weighted sum is taken over raw values before Wv, so no
+    [B, T, heads, head_dim] projection of the sequence is ever materialised.
+    The cost per candidate is O(T * D * heads) instead of O(T * D * heads * head_dim).
+    """
     q = tf.einsum("bcd,dhk->bchk", query, self.query_kernel)
-    k = tf.einsum("btd,dhk->bthk", keys, self.key_kernel)
-    v = tf.einsum("btd,dhk->bthk", values, self.value_kernel)
-    logits = tf.einsum("bchk,bthk->bcht", q, k) / tf.cast(self._head_dim, q.dtype) ** 0.5
+    q_in_key_space = tf.einsum("bchk,ehk->bche", q, self.key_kernel)
+    logits = tf.einsum("bche,bte->bcht", q_in_key_space, keys)
+    logits /= tf.cast(self._head_dim, logits.dtype) ** 0.5
     mask = mask[:, None, None, :]  # [B, 1, 1, T]
     # A finite floor rather than -inf: an all-masked row then softmaxes to a
     # uniform row (not NaN), which the mask below zeroes.
     logits = tf.where(mask, logits, tf.cast(logits.dtype.min, logits.dtype))
     weights = tf.nn.softmax(logits, axis=-1) * tf.cast(mask, logits.dtype)
     weights = self._dropout_layer(weights, training=training)
-    heads = tf.einsum("bcht,bthk->bchk", weights, v)
+    pooled = tf.einsum("bcht,bte->bche", weights, values)
+    heads = tf.einsum("bche,ehk->bchk", pooled, self.value_kernel)
     return tf.einsum("bchk,hkd->bcd", heads, self.output_kernel)
 
   def _din(self, query, keys, values, mask, training):
