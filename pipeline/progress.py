@@ -50,6 +50,11 @@ class ComponentProgress(logging.Handler):
       print(f"{prefix} {how}", file=self.stream, flush=True)
 
   def __enter__(self):
+    # absl resets its logger to WARNING whenever absl flags are parsed with the
+    # default --verbosity (which happens inside some executors); parse
+    # --verbosity=0 (INFO) up front so the component events keep coming.
+    from absl import flags
+    flags.FLAGS(["eta", "--verbosity=0"], known_only=True)
     logging.getLogger("absl").addHandler(self)
     return self
 
