@@ -130,6 +130,17 @@ class ModelConfig:
       raise ValueError("hash_bits, embedding_dim must be >= 1, time_gap_buckets >= 2")
     object.__setattr__(self, "mlp_units", tuple(self.mlp_units))
 
+  # The fields tf.Transform reads: only these may invalidate a cached Transform.
+  TRANSFORM_FIELDS = ("long_seq_len", "short_seq_len", "time_gap_buckets", "vocab_top_k",
+                      "num_oov_buckets", "vocab_min_frequency")
+
+  def transform_settings(self) -> Dict[str, Any]:
+    return {name: getattr(self, name) for name in self.TRANSFORM_FIELDS}
+
+  @classmethod
+  def from_transform_settings(cls, settings: Dict[str, Any]) -> "ModelConfig":
+    return cls(top_k=1, **settings)
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig:
@@ -181,6 +192,10 @@ class EtaConfig:
     """The settings that suit MovieLens-100k (histories: median 65, max 737)."""
     base = cls(model=ModelConfig(long_seq_len=256, short_seq_len=16, top_k=16))
     return base.replace(**sections)
+
+  def ingest_only(self) -> "EtaConfig":
+    """Just the sections the ingest reads, so model changes keep its cache."""
+    return EtaConfig(source=self.source, ingest=self.ingest)
 
   def replace(self, **sections) -> "EtaConfig":
     return dataclasses.replace(self, **sections)

@@ -25,3 +25,14 @@ def test_unknown_format_and_section_are_refused():
     SourceConfig(format="xml")
   with pytest.raises(ValueError, match="unknown config sections"):
     EtaConfig.from_dict({"evaluator": {}})
+
+
+def test_cache_relevant_sections():
+  from eta_ctr.config import ModelConfig
+  config = EtaConfig(model=ModelConfig(name="din", top_k=8, long_seq_len=64, short_seq_len=8))
+  assert config.ingest_only() == EtaConfig(source=config.source, ingest=config.ingest)
+  other_model = ModelConfig(name="eta", top_k=32, hash_bits=128, long_seq_len=64,
+                            short_seq_len=8)
+  assert config.model.transform_settings() == other_model.transform_settings()
+  rebuilt = ModelConfig.from_transform_settings(other_model.transform_settings())
+  assert rebuilt.transform_settings() == other_model.transform_settings()

@@ -5,6 +5,7 @@ one index space (likewise for categories). Index 0 is padding: vocabulary
 indices are shifted by one, OOV buckets follow the vocabulary.
 """
 
+import json
 import math
 
 import tensorflow as tf
@@ -100,9 +101,19 @@ def make_preprocessing_fn(config: ModelConfig):
   return preprocessing_fn
 
 
+TRANSFORM_SETTINGS_KEY = "transform_settings"
+
+
+def transform_custom_config(config: ModelConfig):
+  """Transform's custom_config: only the settings it reads, so that other model
+  changes (k, hash bits, architecture) reuse the cached Transform output."""
+  return {TRANSFORM_SETTINGS_KEY: json.dumps(config.transform_settings(), sort_keys=True)}
+
+
 def preprocessing_fn(inputs, custom_config=None):
-  """The TFX Transform entry point; `custom_config` may carry {'eta_config': json}."""
+  """The TFX Transform entry point; custom_config comes from transform_custom_config."""
   config = _DEFAULT_CONFIG
-  if custom_config and "eta_config" in custom_config:
-    config = EtaConfig.from_json(custom_config["eta_config"]).model
+  if custom_config and TRANSFORM_SETTINGS_KEY in custom_config:
+    config = ModelConfig.from_transform_settings(
+        json.loads(custom_config[TRANSFORM_SETTINGS_KEY]))
   return make_preprocessing_fn(config)(inputs)

@@ -15,6 +15,7 @@ from tfx.proto import example_gen_pb2  # noqa: F401  (keeps proto registry loade
 
 from components.example_gen import ClickLogExampleGen
 from eta_ctr.config import EtaConfig
+from models.preprocessing import transform_custom_config
 from pipeline.evaluation import make_eval_config
 
 COMPONENT_IDS = ["ClickLogExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
@@ -25,8 +26,7 @@ RUN_FN = "models.trainer.run_fn"
 
 def data_components(config: EtaConfig):
   """ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform."""
-  custom_config = {"eta_config": config.to_json()}
-  example_gen = ClickLogExampleGen(config=config)
+  example_gen = ClickLogExampleGen(config=config.ingest_only())
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
   schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
                                         infer_feature_shape=True)
@@ -34,8 +34,8 @@ def data_components(config: EtaConfig):
       statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
   transform = tfx.components.Transform(
       examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-      preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config,
-      disable_statistics=True)
+      preprocessing_fn=PREPROCESSING_FN,
+      custom_config=transform_custom_config(config.model), disable_statistics=True)
   return example_gen, statistics_gen, schema_gen, example_validator, transform
 
 

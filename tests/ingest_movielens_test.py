@@ -34,13 +34,18 @@ def _check_point_in_time(output_dir):
   return seen
 
 
+def _ingest(data_dir, out):
+  """`eta ingest --data movielens-100k` -> the ingest report."""
+  assert cli.main(["ingest", "--data", "movielens-100k", "--data-path", str(data_dir),
+                   "--output", out]) == 0
+  with open(os.path.join(out, "ingest_report.json")) as handle:
+    return json.load(handle)
+
+
 def test_movielens_ingest_reads_every_row_and_histories_are_strictly_earlier(
     movielens_dir, tmp_path):
   out = str(tmp_path / "out")
-  assert cli.main(["ingest", "--data", "movielens-100k", "--data-path", movielens_dir,
-                   "--output", out]) == 0
-  with open(os.path.join(out, "ingest_report.json")) as handle:
-    report = json.load(handle)
+  report = _ingest(movielens_dir, out)
   assert report["rows_read"] == 100_000
   assert report["rows_valid"] == 100_000
   assert report["rows_rejected"]["total"] == 0
@@ -72,10 +77,7 @@ def test_movielens_with_1000_injected_malformed_rows(movielens_dir, tmp_path):
   (data_dir / "u.data").write_text("\n".join(lines) + "\n")
 
   out = str(tmp_path / "out")
-  assert cli.main(["ingest", "--data", "movielens-100k", "--data-path", str(data_dir),
-                   "--output", out]) == 0
-  with open(os.path.join(out, "ingest_report.json")) as handle:
-    report = json.load(handle)
+  report = _ingest(data_dir, out)
   assert report["rows_read"] == 101_000
   assert report["rows_valid"] == 100_000
   assert report["rows_rejected"]["total"] == 1000
