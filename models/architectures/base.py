@@ -41,6 +41,11 @@ class CtrModel(tfrs.models.Model):
     self.time_gap_embedding = keras.layers.Embedding(config.time_gap_buckets, 2 * dim,
                                                      embeddings_initializer="zeros",
                                                      name="time_gap_embedding")
+    # User activity: log2 buckets of the history length, a user-profile feature
+    # every model gets (the sequence modules alone cannot count behaviours).
+    self.activity_embedding = keras.layers.Embedding(ACTIVITY_BUCKETS, 8,
+                                                     embeddings_initializer=init,
+                                                     name="activity_embedding")
     self.short_attention = self._attention("short_attention")
     self.mlp = keras.Sequential(
         [keras.layers.Dense(units, activation="relu") for units in config.mlp_units]
@@ -79,7 +84,10 @@ class CtrModel(tfrs.models.Model):
     short_items = inputs[features.SHORT_ITEMS]
     short = self.behaviour_vectors(short_items, inputs[features.SHORT_CATEGORIES],
                                    inputs[features.SHORT_TIME_GAPS])
+    activity = self.activity_embedding(activity_bucket(inputs[features.LONG_LENGTH]))
     parts = [candidates,
+             tf.broadcast_to(activity[:, None, :], tf.concat([tf.shape(candidates)[:2],
+                                                              [activity.shape[-1]]], 0)),
              self.short_attention([candidates, short], behaviour_mask=short_items > 0,
                                   training=training)]
     if self.uses_long_sequence:
@@ -97,6 +105,16 @@ class CtrModel(tfrs.models.Model):
     logits = self(inputs, training=training)
     labels = tf.cast(tf.reshape(inputs[features.LABEL], [-1]), tf.float32)
     return self.task(labels=labels, predictions=logits)
+
+
+ACTIVITY_BUCKETS = 16
+
+
+def activity_bucket(lengths: tf.Tensor) -> tf.Tensor:
+  """[B] history lengths -> [B] floor(log2(1 + length)), clipped to the bucket count."""
+  lengths = tf.cast(tf.reshape(lengths, [-1]), tf.float32)
+  bucket = tf.floor(tf.math.log1p(lengths) / tf.math.log(2.0))
+  return tf.cast(tf.clip_by_value(bucket, 0, ACTIVITY_BUCKETS - 1), tf.int32)
 
 
 def long_mask(inputs) -> tf.Tensor:

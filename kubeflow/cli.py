@@ -1,0 +1,102 @@
+"""`eta kubeflow compile`: the pipeline as a KFP v2 spec.
+
+  eta kubeflow compile --output pipeline.yaml --image REGISTRY/eta-ctr:TAG
+      --pipeline-root gs://BUCKET/root --data-path 'gs://BUCKET/logs/*.csv'
+      [--serving-dir gs://BUCKET/serving] [--format csv] [--pipeline-name eta-ctr]
+      [--beam-arg=--runner=DataflowRunner ...] [model, trainer and ingest flags of `eta run`]
+
+Other unrecognised --flags are Beam options too, as for `eta run`.
+"""
+
+import argparse
+import os
+from typing import List
+
+from kubeflow import runner
+
+IMAGE_ENV = "ETA_IMAGE"
+
+
+def add_commands(subparsers) -> argparse.ArgumentParser:
+  """Adds `kubeflow compile` to the `eta` command's subparsers; returns the `kubeflow` parser."""
+  from eta_ctr import cli as eta_cli  # here, not at import: eta_ctr.cli imports this module
+
+  kubeflow = subparsers.add_parser("kubeflow", help="Kubeflow Pipelines: compile the "
+                                   "pipeline to a KFP v2 spec (see kubeflow/README.md)")
+  commands = kubeflow.add_subparsers(dest="kubeflow_command", required=True)
+  compile_ = commands.add_parser(
+      "compile", help="write the pipeline as a KFP v2 PipelineSpec (.yaml) or "
+      "PipelineJob (.json)", description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  group = compile_.add_argument_group("kubeflow")
+  group.add_argument("--output", required=True,
+                     help="pipeline.yaml (kfp client, Vertex AI) or pipeline.json (Vertex AI)")
+  group.add_argument("--image", default=os.environ.get(IMAGE_ENV, runner.DEFAULT_IMAGE),
+                     help=f"image of every component (default ${IMAGE_ENV}, "
+                          f"else {runner.DEFAULT_IMAGE})")
+  group.add_argument("--pipeline-root", required=True,
+                     help="artifact root on a bucket (gs://..., s3://..., minio://...)")
+  group.add_argument("--serving-dir", help="Pusher destination (default PIPELINE_ROOT/serving)")
+  group.add_argument("--pipeline-name", default=runner.DEFAULT_PIPELINE_NAME)
+  group.add_argument("--beam-arg", action="append", default=[], dest="beam_args",
+                     metavar="--OPTION=VALUE",
+                     help="a Beam pipeline option for the Beam components; repeatable. "
+                          "Write it with '=': --beam-arg=--runner=DataflowRunner")
+  group.add_argument("--auc-floor", type=float, default=0.6)
+  group.add_argument("--max-auc-regression", type=float, default=0.01)
+  group.add_argument("--no-cache", action="store_true", help="disable KFP step caching")
+  group.add_argument("--allow-local-paths", action="store_true",
+                     help="accept non-bucket paths (e.g. a volume mounted in every pod)")
+  data = compile_.add_argument_group("data (read by the cluster, not here)")
+  data.add_argument("--data-path", "--data", dest="data_path", required=True,
+                    help="the click log on a bucket: a file or a glob "
+                         "(gs://b/logs/*.csv); for --format movielens the ml-100k directory")
+  data.add_argument("--format", choices=_formats(), help="default: from the extension")
+  eta_cli._add_ingest_args(compile_)
+  eta_cli._add_model_args(compile_)
+  compile_.set_defaults(handler=cmd_compile)
+  return kubeflow
+
+
+def _formats():
+  from eta_ctr.config import FORMATS
+  return FORMATS
+
+
+def source_from_args(args):
+  """--data-path/--format -> SourceConfig, without touching the path (it is remote)."""
+  from eta_ctr.config import SourceConfig
+  from eta_ctr.cli import _EXTENSION_FORMATS
+  fmt = args.format
+  if fmt is None:
+    stem = args.data_path[:-3] if args.data_path.endswith(".gz") else args.data_path
+    fmt = _EXTENSION_FORMATS.get(os.path.splitext(stem)[1].lower())
+  if fmt is None:
+    raise SystemExit(f"eta kubeflow: cannot tell the format of {args.data_path!r}; "
+                     f"pass --format")
+  return SourceConfig(format=fmt, path=args.data_path)
+
+
+def cmd_compile(args, extra_args: List[str]) -> int:
+  """Handler of `eta kubeflow compile`: extra --flags are Beam options."""
+  from eta_ctr.cli import config_from_args
+  config = config_from_args(args, source_from_args(args))
+  beam_args = list(args.beam_args) + list(extra_args or [])
+  try:
+    job = runner.compile_pipeline(
+        config, args.output, image=args.image, pipeline_root=args.pipeline_root,
+        serving_dir=args.serving_dir, pipeline_name=args.pipeline_name,
+        beam_pipeline_args=beam_args or None, auc_floor=args.auc_floor,
+        max_auc_regression=args.max_auc_regression, enable_cache=not args.no_cache,
+        allow_local_paths=args.allow_local_paths)
+  except ValueError as error:
+    raise SystemExit(f"eta kubeflow compile: {error}") from error
+  tasks = sorted(job["pipelineSpec"]["root"]["dag"]["tasks"])
+  print(f"wrote {args.output}: {len(tasks)} tasks, image {args.image}, "
+        f"root {args.pipeline_root}, model {config.model.name} "
+        f"(L={config.model.long_seq_len}, k={config.model.top_k})")
+  if beam_args:
+    print(f"beam args: {' '.join(beam_args)}")
+  print("run it: see kubeflow/README.md (kfp.Client().create_run_from_pipeline_package "
+        "or aiplatform.PipelineJob)")
+  return 0

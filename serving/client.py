@@ -1,0 +1,98 @@
+"""`eta predict`: a PredictRequest to a TF Serving-compatible server, ranked output.
+
+It uses only the stock tensorflow-serving-api client (PredictionServiceStub,
+PredictRequest, tf.make_tensor_proto), so it works against the real
+tensorflow_model_server as well as the built-in one.
+"""
+
+import json
+import sys
+from typing import List, Optional, Sequence
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from serving import contract, explain, requests
+
+DEFAULT_LIMIT = 64
+
+
+def call_predict(target: str, request: predict_pb2.PredictRequest, timeout: float = 30.0,
+                 max_message_bytes: int = 64 << 20) -> predict_pb2.PredictResponse:
+  options = [("grpc.max_receive_message_length", max_message_bytes),
+             ("grpc.max_send_message_length", max_message_bytes)]
+  with grpc.insecure_channel(target, options=options) as channel:
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    return stub.Predict(request, timeout=timeout)
+
+
+def _outputs(response) -> dict:
+  return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+
+def build(args):
+  """(signature, inputs, candidates, history) from the command line's files and flags."""
+  examples: Optional[List[tf.train.Example]] = None
+  if args.history_file:
+    query = requests.load_history_file(args.history_file)
+  else:
+    examples = requests.read_examples(args.example_file, args.limit)
+    query = requests.query_from_examples(examples)
+  if args.candidates:
+    query.candidates = requests.parse_candidates(args.candidates)
+    examples = None  # the examples' own candidates are replaced
+  if args.request_time is not None:
+    query.request_time = args.request_time
+  signature = args.signature or (contract.DEFAULT_SIGNATURE if examples is not None
+                                 else contract.SCORE_SIGNATURE)
+  if not query.candidates:
+    raise ValueError("no candidates: list them in the file or with --candidates")
+  if signature == contract.SCORE_SIGNATURE:
+    return signature, requests.score_inputs(query), query.candidates, query.history
+  if examples is not None:
+    if args.request_time is not None:
+      raise ValueError("--request-time does not apply to serving_default on --example-file "
+                       "(each example has its own timestamp)")
+    serialized = [e.SerializeToString() for e in examples]
+    candidates = [requests.candidate_of(e) for e in examples]
+  else:
+    serialized, candidates = requests.examples_for_query(query), query.candidates
+  array = np.empty(len(serialized), dtype=object)
+  array[:] = serialized
+  return signature, {contract.EXAMPLES: array}, candidates, query.history
+
+
+def run(args, out=sys.stdout, err=sys.stderr) -> int:
+  try:
+    signature, inputs, candidates, history = build(args)
+  except (ValueError, OSError, tf.errors.OpError) as error:
+    print(f"eta predict: {error}", file=err)
+    return 2
+  request = requests.predict_request(args.model_name, signature, inputs)
+  try:
+    response = call_predict(args.server, request, args.timeout, args.max_message_mb << 20)
+  except grpc.RpcError as error:
+    print(f"eta predict: {error.code().name}: {error.details()}", file=err)
+    return 1
+  outputs = _outputs(response)
+  probabilities = outputs.get(contract.PROBABILITIES)
+  if probabilities is None or probabilities.shape != (len(candidates),):
+    print(f"eta predict: the response has no '{contract.PROBABILITIES}' of shape "
+          f"[{len(candidates)}]; outputs: {sorted(outputs)}", file=err)
+    return 1
+  ranked = explain.rank(candidates, probabilities, history,
+                        outputs.get(contract.RETRIEVED_POSITIONS),
+                        outputs.get(contract.RETRIEVED_DISTANCES))
+  if args.json:
+    print(json.dumps({"model": response.model_spec.name,
+                      "version": response.model_spec.version.value,
+                      "signature": signature, "ranking": explain.as_json(ranked)}), file=out)
+    return 0
+  print(f"model '{response.model_spec.name}' version {response.model_spec.version.value}, "
+        f"signature {signature}: {len(candidates)} candidates, history of {len(history)}",
+        file=out)
+  print(explain.format_ranking(ranked), file=out)
+  return 0
+

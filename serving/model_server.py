@@ -1,0 +1,114 @@
+"""The real `tensorflow_model_server`: its config files and command line.
+
+`eta serve` execs it when it is on PATH and can honour the flags. Two of its
+limits shape what is generated:
+
+  - It has no bind-address flag: gRPC (and REST) listen on every interface. It
+    is therefore only used with --host 0.0.0.0 (or ::); on the default
+    127.0.0.1 the built-in server runs instead.
+  - Its session batching concatenates each input of *every* signature along
+    dimension 0. `score` takes a scalar request_time and a history and
+    candidates of different lengths, so with batching on every `score` request
+    fails ("Batching session Run() input tensors must have at least one
+    dimension"). batching.config is always written, but batching is enabled only
+    with --enable-batching, for deployments that call serving_default alone.
+
+It does not enforce --max-candidates / --max-history; --max-message-mb becomes
+its gRPC max receive message length.
+"""
+
+import math
+import os
+import shutil
+from typing import Dict, List, Optional
+
+from serving.server import ServerConfig
+
+BINARY = "tensorflow_model_server"
+MODELS_CONFIG = "models.config"
+BATCHING_CONFIG = "batching.config"
+WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]")
+
+# Request batching for serving_default: up to 256 examples per batch, waiting
+# at most 2 ms for a batch to fill.
+BATCHING_PARAMETERS = {
+    "max_batch_size": 256,
+    "batch_timeout_micros": 2000,
+    "max_enqueued_batches": 64,
+    "num_batch_threads": 4,
+}
+
+
+def find_binary() -> Optional[str]:
+  return shutil.which(BINARY)
+
+
+def binds_every_interface(host: str) -> bool:
+  return host in WILDCARD_HOSTS
+
+
+def _quote(text: str) -> str:
+  return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def models_config(model_name: str, base_path: str) -> str:
+  """A ModelServerConfig text proto: one model, its newest version served."""
+  return (
+      "model_config_list {\n"
+      "  config {\n"
+      f"    name: {_quote(model_name)}\n"
+      f"    base_path: {_quote(base_path)}\n"
+      '    model_platform: "tensorflow"\n'
+      "    model_version_policy { latest { num_versions: 1 } }\n"
+      "  }\n"
+      "}\n")
+
+
+def batching_config(parameters: Dict[str, int] = None) -> str:
+  """A BatchingParameters text proto (each field an Int64Value wrapper)."""
+  parameters = BATCHING_PARAMETERS if parameters is None else parameters
+  return "".join(f"{name} {{ value: {value} }}\n" for name, value in parameters.items())
+
+
+def absolute_base_path(model_dir: str) -> str:
+  # TF Serving needs an absolute path (or a URI such as gs://bucket/models/eta).
+  return model_dir if "://" in model_dir else os.path.abspath(model_dir)
+
+
+def write_config_files(config: ServerConfig, config_dir: str) -> Dict[str, str]:
+  """Writes models.config and batching.config; returns {file name: path}."""
+  os.makedirs(config_dir, exist_ok=True)
+  contents = {MODELS_CONFIG: models_config(config.model_name,
+                                           absolute_base_path(config.model_dir)),
+              BATCHING_CONFIG: batching_config()}
+  paths = {}
+  for name, text in contents.items():
+    paths[name] = os.path.join(config_dir, name)
+    with open(paths[name], "w") as handle:
+      handle.write(text)
+  return paths
+
+
+def command(binary: str, config: ServerConfig, paths: Dict[str, str],
+            enable_batching: bool = False) -> List[str]:
+  """The argv that serves `config` with the real binary."""
+  argv = [
+      binary,
+      f"--port={config.grpc_port}",
+      # 0 turns TF Serving's REST API off, as --rest-port 0 does for `eta serve`.
+      f"--rest_api_port={config.rest_port or 0}",
+      f"--model_config_file={paths[MODELS_CONFIG]}",
+      f"--file_system_poll_wait_seconds={max(1, math.ceil(config.poll_seconds))}",
+      f"--grpc_channel_arguments=grpc.max_receive_message_length="
+      f"{config.limits.max_message_bytes}",
+      "--enable_model_warmup=true",
+  ]
+  if enable_batching:
+    # The parameters file is refused unless batching is enabled too.
+    argv += ["--enable_batching=true", f"--batching_parameters_file={paths[BATCHING_CONFIG]}"]
+  return argv
+
+
+def exec_binary(argv: List[str]):
+  """Replaces this process with the model server (never returns)."""
+  os.execv(argv[0], argv)

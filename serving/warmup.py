@@ -1,0 +1,114 @@
+"""Warm-up: one request through each signature before a version takes traffic.
+
+The first call of a loaded signature is slow (hundreds of ms, function set-up);
+paying it before the switch keeps the switch invisible to clients, and a version
+that cannot answer its own contract's request is never switched to.
+
+Requests come from the SavedModel's assets.extra/tf_serving_warmup_requests
+(TF Serving's convention: TFRecords of PredictionLog) when it has one, else they
+are synthesized from the signature's input specs. Failures of the `score`
+contract's request or of a recorded one fail the load; a synthesized request
+for a signature whose contract is unknown may legitimately be refused by the
+model, so that is only logged.
+"""
+
+import logging
+import os
+from typing import Dict, Iterator, Mapping, NamedTuple
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+from serving import contract, tensors
+from serving.servable import Servable
+
+log = logging.getLogger(__name__)
+
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+MAX_RECORDED_REQUESTS = 100
+
+_SCORE_INPUTS = frozenset(contract.HISTORY_INPUTS + contract.CANDIDATE_INPUTS +
+                          (contract.REQUEST_TIME,))
+
+
+class WarmupRequest(NamedTuple):
+  signature: str
+  inputs: Dict[str, np.ndarray]
+  must_succeed: bool
+
+
+def _strings(*values) -> np.ndarray:
+  array = np.empty(len(values), dtype=object)
+  array[:] = [v.encode() for v in values]
+  return array
+
+
+def warmup_example() -> bytes:
+  """A tf.Example with the ingest's raw features: one behaviour, one candidate."""
+  example = tf.train.Example()
+  features = example.features.feature
+  for name, value in ((contract.USER_ID, b"warmup"), (contract.ITEM_ID, b"warmup"),
+                      (contract.CATEGORY, b"warmup")):
+    features[name].bytes_list.value.append(value)
+  features[contract.TIMESTAMP].int64_list.value.append(2)
+  features[contract.HIST_ITEM_IDS].bytes_list.value.append(b"warmup")
+  features[contract.HIST_CATEGORIES].bytes_list.value.append(b"warmup")
+  features[contract.HIST_TIMESTAMPS].int64_list.value.append(1)
+  return example.SerializeToString()
+
+
+def synthesize(specs: Mapping[str, tf.TensorSpec]) -> WarmupRequest:
+  """A small valid-looking request for these input specs (signature name left empty)."""
+  if _SCORE_INPUTS <= set(specs):
+    inputs = {contract.HIST_ITEM_IDS: _strings("warmup"),
+              contract.HIST_CATEGORIES: _strings("warmup"),
+              contract.HIST_TIMESTAMPS: np.array([1], np.int64),
+              contract.ITEM_IDS: _strings("warmup"), contract.CATEGORIES: _strings("warmup"),
+              contract.REQUEST_TIME: np.array(2, np.int64)}
+    return WarmupRequest("", inputs, True)
+  inputs = {}
+  for name, spec in specs.items():
+    shape = [1 if dim is None else dim for dim in spec.shape.as_list()]
+    if spec.dtype == tf.string:
+      fill = warmup_example() if name == contract.EXAMPLES else b""
+      value = np.empty(shape, dtype=object)
+      value.fill(fill)
+    else:
+      value = np.zeros(shape, spec.dtype.as_numpy_dtype)
+    inputs[name] = value
+  return WarmupRequest("", inputs, False)
+
+
+def recorded_requests(path: str) -> Iterator[WarmupRequest]:
+  """Predict requests from the SavedModel's TF Serving warm-up file, if any."""
+  warmup_path = os.path.join(path, WARMUP_FILE)
+  if not tf.io.gfile.exists(warmup_path):
+    return
+  for count, record in enumerate(tf.data.TFRecordDataset(warmup_path)):
+    if count >= MAX_RECORDED_REQUESTS:
+      return
+    entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+    if entry.WhichOneof("log_type") != "predict_log":
+      continue
+    request = entry.predict_log.request
+    inputs = {name: tensors.to_ndarray(name, proto) for name, proto in request.inputs.items()}
+    yield WarmupRequest(request.model_spec.signature_name or contract.DEFAULT_SIGNATURE,
+                        inputs, True)
+
+
+def warm(servable: Servable):
+  """Runs the warm-up requests; raises if one that must succeed fails."""
+  requests = list(recorded_requests(servable.path))
+  if not requests:
+    requests = [synthesize(specs)._replace(signature=name)
+                for name, specs in servable.input_specs.items()]
+  for request in requests:
+    try:
+      servable.run(request.signature, request.inputs)
+    except Exception as error:  # the model's own error, whatever its type
+      if request.must_succeed:
+        raise RuntimeError(f"warm-up request to signature '{request.signature}' failed: "
+                           f"{type(error).__name__}: {error}") from error
+      log.info("version %d: synthesized warm-up of '%s' was refused (%s); serving anyway",
+               servable.version, request.signature, type(error).__name__)
