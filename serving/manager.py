@@ -7,7 +7,8 @@ hold the version they started on (`acquire` counts them in flight), so a
 retired version is closed by whichever comes last: the swap, if nothing is in
 flight, or the release of its last request. A version that fails to load is
 logged, reported as END with its error, and tried again once its files change
-(or after retry_seconds). If the served version's directory disappears, the
+(or after retry_seconds); one whose files changed while it loaded is discarded
+and loaded again once they settle. If the served version's directory disappears, the
 newest remaining one is loaded (a rollback); if none remains, the current one
 stays.
 """
@@ -100,10 +101,10 @@ class ModelManager:
     """Every version worth reporting, newest first (empty: nothing seen yet)."""
     with self._lock:
       found: Dict[int, VersionStatus] = {}
-      for version in self._pending:
-        found[version] = VersionStatus(version, START)
       for version, failure in self._failed.items():
         found[version] = VersionStatus(version, END, failure.message)
+      for version in self._pending:  # being rewritten since it failed, perhaps
+        found[version] = VersionStatus(version, START)
       for servable in self._retiring:
         found[servable.version] = VersionStatus(servable.version, UNLOADING)
       if self._loading is not None:
@@ -200,6 +201,14 @@ class ModelManager:
       with self._lock:
         self._loading = None
         self._failed[version] = _Failure(files, message, time.monotonic())
+      return False
+    if versions.fingerprint(path) != files:
+      # Written to while it loaded: what was read may mix old and new files.
+      log.warning("version %d at %s changed while it was loading; loading it again once "
+                  "its files settle", version, path)
+      servable.close()
+      with self._lock:
+        self._loading = None
       return False
     with self._changed:
       previous, self._current = self._current, servable

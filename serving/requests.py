@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import predict_pb2
 
 from serving import contract
@@ -167,8 +168,11 @@ def read_examples(path: str, limit: int) -> List[tf.train.Example]:
   try:
     for record in tf.data.TFRecordDataset(path, compression_type=compression).take(limit):
       examples.append(tf.train.Example.FromString(record.numpy()))
-  except tf.errors.OpError as error:
+  except (tf.errors.OpError, DecodeError) as error:
     raise ValueError(f"{path} is not a TFRecord file of tf.Examples ({error})") from None
+  if not examples:
+    raise ValueError(f"{path} holds no tf.Examples (is it a TFRecord file? gzipped ones "
+                     "must end in .gz)")
   return examples
 
 

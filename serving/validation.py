@@ -13,6 +13,7 @@ before it is in any vocabulary. Only malformed requests are refused.
 """
 
 import dataclasses
+import warnings
 from typing import Dict, Mapping
 
 import numpy as np
@@ -21,6 +22,10 @@ import tensorflow as tf
 from serving import contract
 from serving.errors import invalid_argument
 from serving.limits import Limits
+
+# Garbage that happens to hold an end-group tag makes the C++ protobuf parser
+# warn and stop early; check_examples reports that as INVALID_ARGUMENT instead.
+warnings.filterwarnings("ignore", message="Unexpected end-group tag", category=RuntimeWarning)
 
 # The ingest's rules for ids and times (components/parsing.py): ids are at most
 # 512 characters; unix seconds at or above 1e11 are almost surely milliseconds.
@@ -155,10 +160,14 @@ def check_examples(serialized: np.ndarray, limits: Limits):
   for index, data in enumerate(serialized.flat):
     example = tf.train.Example()
     try:
-      example.ParseFromString(data)
-    except Exception as error:  # DecodeError, or RuntimeWarning-ish C++ errors
+      consumed = example.ParseFromString(data)
+    except Exception as error:  # DecodeError
       raise invalid_argument(
           f"{contract.EXAMPLES}[{index}] is not a serialized tf.Example ({error})") from None
+    if consumed != len(data):  # the C++ parser stops at a stray end tag and says so only
+      raise invalid_argument(  # in a warning: the rest of the bytes would be ignored
+          f"{contract.EXAMPLES}[{index}] is not a serialized tf.Example (it parses only "
+          f"{consumed} of {len(data)} bytes)")
     features = example.features.feature
     lengths = {name: _feature_length(features[name])
                for name in contract.HISTORY_INPUTS if name in features}

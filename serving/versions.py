@@ -16,7 +16,8 @@ import tensorflow as tf
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
-# (relative path, size, mtime in ns) of every file, sorted; None if unreadable.
+# (relative path, size, mtime in ns) of every file and directory ("name/", 0, 0),
+# sorted; None while unreadable.
 Fingerprint = Optional[Tuple[Tuple[str, int, int], ...]]
 
 
@@ -37,7 +38,9 @@ def fingerprint(path: str) -> Fingerprint:
   """What is on disk under path now; None while it cannot be listed consistently."""
   entries = []
   try:
-    for directory, _, files in tf.io.gfile.walk(path):
+    for directory, subdirectories, files in tf.io.gfile.walk(path):
+      for name in subdirectories:  # an empty new directory is a change too
+        entries.append((os.path.relpath(os.path.join(directory, name), path) + "/", 0, 0))
       for name in files:
         full = os.path.join(directory, name)
         stat = tf.io.gfile.stat(full)
