@@ -4,6 +4,8 @@
   eta ingest  --data ... --output DIR [beam args] click log -> point-in-time tf.Examples
   eta run     --data ... [--model eta] [beam args] the whole TFX pipeline, ingest to push
   eta compare --data ... --models a,b --seeds N --output DIR   models on one Transform output
+  eta serve   --model-dir DIR                      the pushed model behind the TF Serving API
+  eta predict --server localhost:8500 ...          rank candidates with the stock client
 
 Unrecognised --flags are passed to Beam as pipeline options (e.g. --runner=...).
 """
@@ -219,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
   compare.add_argument("--seeds", type=int, default=3)
   compare.add_argument("--output", required=True)
   compare.set_defaults(handler=cmd_compare)
+
+  from serving.cli import add_commands as add_serving_commands
+  add_serving_commands(commands)
 
   synth = commands.add_parser("synth", help="write a deterministic synthetic click log")
   synth.add_argument("--output", required=True, help="output file")

@@ -85,6 +85,19 @@ class ServingModule(tf.Module):
   ])
   def score(self, hist_item_ids, hist_categories, hist_timestamps, item_ids, categories,
             request_time):
+    # Malformed requests fail with InvalidArgument instead of reaching kernels
+    # with inconsistent shapes (zero candidates would otherwise crash the process).
+    checks = [
+        tf.debugging.assert_positive(tf.size(item_ids), message="no candidates"),
+        tf.debugging.assert_equal(tf.size(item_ids), tf.size(categories),
+                                  message="item_ids and categories differ in length"),
+        tf.debugging.assert_equal(tf.size(hist_item_ids), tf.size(hist_categories),
+                                  message="hist_item_ids and hist_categories differ in length"),
+        tf.debugging.assert_equal(tf.size(hist_item_ids), tf.size(hist_timestamps),
+                                  message="hist_item_ids and hist_timestamps differ in length"),
+    ]
+    with tf.control_dependencies(checks):
+      item_ids = tf.identity(item_ids)
     n_candidates = tf.shape(item_ids)[0]
     # The history is transformed once, as one example at the request time.
     history = self.tft_layer(_raw_features(self._raw_spec, {

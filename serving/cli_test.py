@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 
-import pytest
 
 from serving import cli, model_server
 from serving import server as server_lib

@@ -5,9 +5,10 @@ PredictRequest, tf.make_tensor_proto), so it works against the real
 tensorflow_model_server as well as the built-in one.
 """
 
+import dataclasses
 import json
 import sys
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import grpc
 import numpy as np
@@ -15,8 +16,6 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving import contract, explain, requests
-
-DEFAULT_LIMIT = 64
 
 
 def call_predict(target: str, request: predict_pb2.PredictRequest, timeout: float = 30.0,
@@ -28,12 +27,18 @@ def call_predict(target: str, request: predict_pb2.PredictRequest, timeout: floa
     return stub.Predict(request, timeout=timeout)
 
 
-def _outputs(response) -> dict:
-  return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+@dataclasses.dataclass
+class Plan:
+  """What to send and how to explain the answer."""
+  signature: str
+  inputs: Dict[str, np.ndarray]
+  candidates: List[requests.Candidate]
+  history: List[requests.Behaviour]   # the one shared history; empty if per example
+  described: str
 
 
-def build(args):
-  """(signature, inputs, candidates, history) from the command line's files and flags."""
+def build(args) -> Plan:
+  """The request `eta predict` sends, from its files and flags."""
   examples: Optional[List[tf.train.Example]] = None
   if args.history_file:
     query = requests.load_history_file(args.history_file)
@@ -49,50 +54,54 @@ def build(args):
                                  else contract.SCORE_SIGNATURE)
   if not query.candidates:
     raise ValueError("no candidates: list them in the file or with --candidates")
+  shared = f"{len(query.candidates)} candidates, history of {len(query.history)}"
   if signature == contract.SCORE_SIGNATURE:
-    return signature, requests.score_inputs(query), query.candidates, query.history
+    return Plan(signature, requests.score_inputs(query), query.candidates, query.history,
+                shared)
   if examples is not None:
     if args.request_time is not None:
       raise ValueError("--request-time does not apply to serving_default on --example-file "
                        "(each example has its own timestamp)")
     serialized = [e.SerializeToString() for e in examples]
-    candidates = [requests.candidate_of(e) for e in examples]
+    candidates, history = [requests.candidate_of(e) for e in examples], []
+    described = f"{len(examples)} examples, each with its own history"
   else:
-    serialized, candidates = requests.examples_for_query(query), query.candidates
+    serialized = requests.examples_for_query(query)
+    candidates, history, described = query.candidates, query.history, shared
   array = np.empty(len(serialized), dtype=object)
   array[:] = serialized
-  return signature, {contract.EXAMPLES: array}, candidates, query.history
+  return Plan(signature, {contract.EXAMPLES: array}, candidates, history, described)
 
 
-def run(args, out=sys.stdout, err=sys.stderr) -> int:
+def run(args, out=None, err=None) -> int:
+  out, err = out or sys.stdout, err or sys.stderr  # looked up per call (tests swap them)
   try:
-    signature, inputs, candidates, history = build(args)
+    plan = build(args)
   except (ValueError, OSError, tf.errors.OpError) as error:
     print(f"eta predict: {error}", file=err)
     return 2
-  request = requests.predict_request(args.model_name, signature, inputs)
+  request = requests.predict_request(args.model_name, plan.signature, plan.inputs)
   try:
     response = call_predict(args.server, request, args.timeout, args.max_message_mb << 20)
   except grpc.RpcError as error:
     print(f"eta predict: {error.code().name}: {error.details()}", file=err)
     return 1
-  outputs = _outputs(response)
+  outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
   probabilities = outputs.get(contract.PROBABILITIES)
-  if probabilities is None or probabilities.shape != (len(candidates),):
+  if probabilities is None or probabilities.shape != (len(plan.candidates),):
     print(f"eta predict: the response has no '{contract.PROBABILITIES}' of shape "
-          f"[{len(candidates)}]; outputs: {sorted(outputs)}", file=err)
+          f"[{len(plan.candidates)}]; outputs: {sorted(outputs)}", file=err)
     return 1
-  ranked = explain.rank(candidates, probabilities, history,
+  ranked = explain.rank(plan.candidates, probabilities, plan.history,
                         outputs.get(contract.RETRIEVED_POSITIONS),
                         outputs.get(contract.RETRIEVED_DISTANCES))
+  spec = response.model_spec
   if args.json:
-    print(json.dumps({"model": response.model_spec.name,
-                      "version": response.model_spec.version.value,
-                      "signature": signature, "ranking": explain.as_json(ranked)}), file=out)
+    print(json.dumps({"model": spec.name, "version": spec.version.value,
+                      "signature": plan.signature, "ranking": explain.as_json(ranked)}),
+          file=out)
     return 0
-  print(f"model '{response.model_spec.name}' version {response.model_spec.version.value}, "
-        f"signature {signature}: {len(candidates)} candidates, history of {len(history)}",
-        file=out)
+  print(f"model '{spec.name}' version {spec.version.value}, signature {plan.signature}: "
+        f"{plan.described}", file=out)
   print(explain.format_ranking(ranked), file=out)
   return 0
-

@@ -1,6 +1,5 @@
 """Fixtures for the serving unit tests: the toy SavedModel and a running server."""
 
-import os
 import shutil
 
 import grpc
@@ -8,7 +7,6 @@ import pytest
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from serving import testing
-from serving.server import ModelServer, ServerConfig
 
 
 @pytest.fixture(scope="session")
@@ -28,17 +26,9 @@ def model_dir(tmp_path, toy_exports):
   return str(base)
 
 
-def start_server(model_dir, **overrides) -> ModelServer:
-  config = ServerConfig(model_dir, grpc_port=0, rest_port=0, poll_seconds=0.1,
-                        grace_seconds=1.0, **overrides)
-  server = ModelServer(config).start(wait_seconds=30)
-  assert server.manager.current_version is not None, os.listdir(model_dir)
-  return server
-
-
 @pytest.fixture
 def server(model_dir):
-  running = start_server(model_dir)
+  running = testing.start_server(model_dir)
   yield running
   running.stop()
 

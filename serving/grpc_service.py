@@ -24,6 +24,7 @@ from serving.errors import ServingError, invalid_argument, not_found
 
 log = logging.getLogger(__name__)
 
+
 def _handled(method):
   """ServingError -> its status; anything else -> INTERNAL (logged)."""
   @functools.wraps(method)
@@ -104,7 +105,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     result = self._scores(request)
     response = classification_pb2.ClassificationResponse()
     protos.fill_model_spec(response.model_spec, request.model_spec.name, result.version,
-               result.signature_name)
+                           result.signature_name)
     for probability in result.outputs[contract.PROBABILITIES].tolist():
       classes = response.result.classifications.add().classes
       classes.add(label="0", score=1.0 - probability)
@@ -117,7 +118,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     result = self._scores(request)
     response = regression_pb2.RegressionResponse()
     protos.fill_model_spec(response.model_spec, request.model_spec.name, result.version,
-               result.signature_name)
+                           result.signature_name)
     for probability in result.outputs[contract.PROBABILITIES].tolist():
       response.result.regressions.add(value=probability)
     return response
@@ -163,11 +164,19 @@ class _LenientHandlers(grpc.GenericRpcHandler):
     if parse is None or behaviour is None:
       return handler
 
+    message_class = getattr(parse, "__self__", None)  # parse is Message.FromString
+
     def deserialize(data: bytes):
       try:
-        return parse(data)
+        if not isinstance(message_class, type):
+          return parse(data)
+        message = message_class()
+        consumed = message.ParseFromString(data)
       except Exception as error:  # DecodeError, or anything the C++ parser raises
         return _Undecodable(error)
+      if consumed != len(data):  # the C++ parser stops early at a stray end tag
+        return _Undecodable(ValueError(f"only {consumed} of {len(data)} bytes parse"))
+      return message
 
     def unary_unary(request, context):
       if isinstance(request, _Undecodable):

@@ -6,35 +6,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
-                                     get_model_status_pb2, predict_pb2, regression_pb2)
+                                     get_model_status_pb2, model_service_pb2_grpc,
+                                     prediction_service_pb2_grpc, regression_pb2)
 
-from serving import contract, protos, requests
-from serving.conftest import start_server
+from serving import protos, requests
 from serving.limits import Limits
+from serving.server import ModelServer, ServerConfig
+from serving.testing import (QUERY, bad_requests, examples_request, outputs, score_request,
+                             start_server)
 
 # The C++ protobuf parser warns about the garbage tf.Example (it is refused anyway).
 pytestmark = pytest.mark.filterwarnings("ignore:Unexpected end-group tag")
-
-QUERY = requests.ScoreQuery(
-    history=[requests.Behaviour("h1", "c1", 90), requests.Behaviour("h2", "c2", 80)],
-    candidates=[requests.Candidate("i1", "c1"), requests.Candidate("new-item", "c9")],
-    request_time=100)
-
-
-def score_request(**overrides) -> predict_pb2.PredictRequest:
-  inputs = requests.score_inputs(QUERY)
-  inputs.update(overrides)
-  return requests.predict_request("eta", contract.SCORE_SIGNATURE, inputs)
-
-
-def examples_request() -> predict_pb2.PredictRequest:
-  examples = np.array(requests.examples_for_query(QUERY), dtype=object)
-  return requests.predict_request("eta", "", {contract.EXAMPLES: examples})
-
-
-def outputs(response):
-  return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
-
 
 def test_predict_equals_the_in_process_model_on_both_signatures(stubs, model_dir):
   predict, _ = stubs
@@ -101,50 +83,6 @@ def _code(call, request):
   return caught.value.code(), caught.value.details()
 
 
-def _with(request, **changes):
-  copy = type(request)()
-  copy.CopyFrom(request)
-  for field, value in changes.items():
-    if field == "version":
-      copy.model_spec.version.value = value
-    else:
-      setattr(copy.model_spec, field, value)
-  return copy
-
-
-def bad_requests():
-  """(what, request, expected code, words in the message)."""
-  nf, ia = grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT
-  strings = lambda *v: np.array([x.encode() for x in v], dtype=object)  # noqa: E731
-  extra = score_request()
-  extra.inputs["user_id"].CopyFrom(tf.make_tensor_proto(strings("u")))
-  missing = score_request()
-  del missing.inputs["categories"]
-  garbage_tensor = score_request()
-  garbage_tensor.inputs["hist_timestamps"].tensor_content = b"\x01\x02\x03"
-  bad_example = requests.predict_request("eta", "", {contract.EXAMPLES: strings("\x00garbage")})
-  return [
-      ("unknown model", _with(score_request(), name="other"), nf, "model 'other'"),
-      ("unknown version", _with(score_request(), version=7), nf, "version 7"),
-      ("version label", _with(score_request(), version_label="stable"), nf, "label"),
-      ("unknown signature", _with(score_request(), signature_name="nope"), nf,
-       "signature 'nope'"),
-      ("missing input", missing, ia, "missing inputs ['categories']"),
-      ("extra input", extra, ia, "unexpected inputs ['user_id']"),
-      ("wrong dtype", score_request(request_time=np.array(100, np.int32)), ia, "int64"),
-      ("wrong rank", score_request(request_time=np.array([100], np.int64)), ia, "rank 0"),
-      ("empty history", score_request(
-          hist_item_ids=strings(), hist_categories=strings(),
-          hist_timestamps=np.array([], np.int64)), ia, "history is empty"),
-      ("no candidates", score_request(item_ids=strings(), categories=strings()), ia,
-       "no candidates"),
-      ("inconsistent history", score_request(hist_categories=strings("c1")), ia,
-       "same length"),
-      ("garbage tensor", garbage_tensor, ia, "not a decodable TensorProto"),
-      ("unparseable tf.Example", bad_example, ia, "not a serialized tf.Example"),
-  ]
-
-
 def test_every_bad_request_gets_its_code_and_the_server_keeps_serving(stubs):
   predict, _ = stubs
   for what, request, code, words in bad_requests():
@@ -161,8 +99,9 @@ def test_undecodable_request_bytes_are_invalid_argument(server):
     raw = channel.unary_unary("/tensorflow.serving.PredictionService/Predict",
                               request_serializer=lambda data: data,
                               response_deserializer=lambda data: data)
-    code, details = _code(raw, b"\xff\xff\xff garbage")
-    assert code == grpc.StatusCode.INVALID_ARGUMENT and "not a parseable" in details
+    for garbage in (b"\xff\xff\xff garbage", b"\x00garbage"):
+      code, details = _code(raw, garbage)
+      assert code == grpc.StatusCode.INVALID_ARGUMENT and "not a parseable" in details
     assert raw(score_request().SerializeToString(), timeout=10)
 
 
@@ -171,7 +110,6 @@ def test_limits_are_enforced(model_dir):
                                                  max_message_bytes=4096))
   try:
     with grpc.insecure_channel(server.grpc_target) as channel:
-      from tensorflow_serving.apis import prediction_service_pb2_grpc
       stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
       many = np.array([f"i{i}".encode() for i in range(4)], dtype=object)
       code, details = _code(stub.Predict, score_request(item_ids=many, categories=many))
@@ -190,8 +128,6 @@ def test_limits_are_enforced(model_dir):
 
 
 def test_no_version_yet_is_unavailable_and_status_unknown(tmp_path):
-  from serving.server import ModelServer, ServerConfig
-  from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
   server = ModelServer(ServerConfig(str(tmp_path), grpc_port=0, rest_port=None,
                                     poll_seconds=0.1)).start()
   try:

@@ -5,12 +5,13 @@ whose files have settled is loaded and warmed *while the current one keeps
 serving*; only then is it swapped in, under a lock, in one assignment. Requests
 hold the version they started on (`acquire` counts them in flight), so a
 retired version is closed by whichever comes last: the swap, if nothing is in
-flight, or the release of its last request. A version that fails to load is
-logged, reported as END with its error, and tried again once its files change
-(or after retry_seconds); one whose files changed while it loaded is discarded
-and loaded again once they settle. If the served version's directory disappears, the
-newest remaining one is loaded (a rollback); if none remains, the current one
-stays.
+flight, or the release of its last request.
+
+A version that fails to load is logged, reported as END with its error, and
+tried again once its files change (or after retry_seconds); one whose files
+changed while it loaded is discarded and loaded again once they settle. If the
+served version's directory disappears, the newest remaining one is loaded (a
+rollback); if none remains, the current one stays.
 """
 
 import contextlib

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import threading
 
 import pytest
 
@@ -110,3 +111,29 @@ def test_half_written_real_savedmodel_is_never_served(tmp_path, toy_exports):
   manager.poll_once()
   assert manager.poll_once() == 2
   manager.stop()
+
+
+def test_new_version_loads_while_the_old_one_serves(tmp_path):
+  _version_dir(tmp_path, 1)
+  release = threading.Event()
+
+  def loader(path, version):
+    if version == 2:
+      release.wait(10)
+    return FakeServable(path, version)
+
+  manager = ModelManager(str(tmp_path), poll_seconds=0.0, warm=False, loader=loader)
+  manager.poll_once()
+  _version_dir(tmp_path, 2)
+  poll = threading.Thread(target=manager.poll_once)
+  poll.start()
+  try:
+    assert not manager.wait_until_available(0.3, version=2)
+    assert [(s.version, s.state) for s in manager.statuses()] == [(2, "LOADING"),
+                                                                   (1, "AVAILABLE")]
+    with manager.acquire() as servable:
+      assert servable.version == 1
+  finally:
+    release.set()
+    poll.join()
+  assert manager.wait_until_available(1, version=2)

@@ -24,7 +24,8 @@ def _load():
 
 def test_manifests_are_consistent():
   docs = _load()
-  assert {"Deployment", "Service", "ConfigMap", "PersistentVolumeClaim", "Kustomization"} <= set(docs)
+  kinds = {"Deployment", "Service", "ConfigMap", "PersistentVolumeClaim", "Kustomization"}
+  assert kinds <= set(docs)
   kustomized = set(docs["Kustomization"]["resources"])
   assert kustomized == {n for n in os.listdir(MANIFESTS)
                         if n.endswith(".yaml") and n != "kustomization.yaml"}

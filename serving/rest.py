@@ -9,6 +9,7 @@ Errors are {"error": "..."} with TF Serving's HTTP status for the gRPC code
 --max-message-mb, 503 no version loaded yet or server busy).
 """
 
+import contextlib
 import http.server
 import json
 import logging
@@ -181,21 +182,29 @@ class RestServer:
       self.address_family = socket.AF_INET6 if ipv6 else socket.AF_INET
       self.core = core
       self._slots = threading.BoundedSemaphore(max_concurrent)
+      self._idle = threading.Condition()
+      self.in_flight = 0
       super().__init__(address, _Handler)
 
+    @contextlib.contextmanager
     def slot(self):
-      """Bounds concurrent predictions; beyond that a request waits briefly, then 503."""
-      server = self
+      """Bounds concurrent predictions (beyond that a request waits briefly, then
+      503) and counts them, so stop() can let them finish."""
+      if not self._slots.acquire(timeout=5.0):
+        raise unavailable("the server is busy; retry")
+      with self._idle:
+        self.in_flight += 1
+      try:
+        yield
+      finally:
+        with self._idle:
+          self.in_flight -= 1
+          self._idle.notify_all()
+        self._slots.release()
 
-      class _Slot:
-        def __enter__(self):
-          if not server._slots.acquire(timeout=5.0):
-            raise unavailable("the server is busy; retry")
-
-        def __exit__(self, *exc):
-          server._slots.release()
-
-      return _Slot()
+    def wait_idle(self, timeout: float) -> bool:
+      with self._idle:
+        return self._idle.wait_for(lambda: self.in_flight == 0, timeout)
 
   def __init__(self, core: ServingCore, host: str, port: int, max_concurrent: int = 32):
     self._server = self._HttpServer((host, port), core, max_concurrent, ":" in host)
@@ -210,8 +219,11 @@ class RestServer:
         "poll_interval": 0.2}, name="rest", daemon=True)
     self._thread.start()
 
-  def stop(self):
+  def stop(self, grace: float = 10.0):
+    """Stops accepting; predictions in flight get up to `grace` seconds to finish."""
     self._server.shutdown()
     self._server.server_close()
+    if not self._server.wait_idle(grace):
+      log.warning("REST requests still running after %.0fs; stopping anyway", grace)
     if self._thread is not None:
       self._thread.join(timeout=5)

@@ -1,26 +1,13 @@
 """The REST API: both request forms equal gRPC; status, metadata; 400/404 with reasons."""
 
 import base64
-import http.client
-import json
-import urllib.parse
 
 import numpy as np
 
 from serving import requests
-from serving.grpc_service_test import QUERY, examples_request, outputs, score_request
-
-
-def call(server, method, path, body=None, headers=None):
-  url = urllib.parse.urlparse(server.rest_url)
-  connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-  try:
-    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-    connection.request(method, path, body=data, headers=headers or {})
-    response = connection.getresponse()
-    return response.status, json.loads(response.read())
-  finally:
-    connection.close()
+from serving.limits import Limits
+from serving.testing import QUERY, examples_request, outputs, score_request, start_server
+from serving.testing import rest_call as call
 
 
 def _b64(data: bytes):
@@ -92,8 +79,6 @@ def test_bad_rest_requests_are_400_or_404_and_serving_goes_on(server):
 
 
 def test_oversize_body_is_refused_before_reading(model_dir):
-  from serving.conftest import start_server
-  from serving.limits import Limits
   server = start_server(model_dir, limits=Limits(max_message_bytes=1024))
   try:
     status, reply = call(server, "POST", "/v1/models/eta:predict",

@@ -103,11 +103,12 @@ class ModelServer:
   def stop(self, grace: Optional[float] = None):
     """Stops accepting, lets in-flight requests finish (up to grace), unloads."""
     grace = self.config.grace_seconds if grace is None else grace
+    grpc_stopped = self._grpc.stop(grace) if self._grpc is not None else None
     if self._rest is not None:
-      self._rest.stop()
+      self._rest.stop(grace)
       self._rest = None
-    if self._grpc is not None:
-      self._grpc.stop(grace).wait(grace + 1)
+    if grpc_stopped is not None:
+      grpc_stopped.wait(grace + 1)
       self._grpc = None
     self.manager.stop()
 

@@ -1,17 +1,24 @@
-"""A tiny SavedModel with the ETA signatures' names, dtypes and shapes, for tests.
+"""Test support: a tiny SavedModel with the ETA signatures, sample requests
+(good and bad), a server on free loopback ports and a REST call helper.
 
-probabilities = sigmoid(bias + item term + 0.1 * history length), the same in
-`serving_default` (per tf.Example) and `score` (per candidate); `score` also
-returns the first k history positions as "retrieved" (-1 past the history) with
-distances position % 3. No pipeline run is needed.
+The toy model's probabilities = sigmoid(bias + item term + 0.1 * history
+length), the same in `serving_default` (per tf.Example) and `score` (per
+candidate); `score` also returns the first k history positions as "retrieved"
+(-1 past the history) with distances position % 3. No pipeline run is needed.
 """
 
-import os
-import shutil
+import http.client
+import json
+import urllib.parse
+from typing import List, Tuple
 
+import grpc
+import numpy as np
 import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
 
-from serving import contract
+from serving import contract, requests
+from serving.server import ModelServer, ServerConfig
 
 _STRING = tf.io.FixedLenFeature([], tf.string)
 _RAW_SPEC = {
@@ -75,11 +82,103 @@ def export_toy_model(path: str, bias: float = 0.0, top_k: int = 4) -> str:
   return path
 
 
-def copy_version(source: str, base_dir: str, version: int) -> str:
-  """Copies a version directory to base_dir/version (atomically enough for tests:
-  via a temporary name, then a rename)."""
-  target = os.path.join(base_dir, str(version))
-  staging = os.path.join(base_dir, f".staging-{version}")
-  shutil.copytree(source, staging)
-  os.rename(staging, target)
-  return target
+# --- requests ------------------------------------------------------------------
+
+QUERY = requests.ScoreQuery(
+    history=[requests.Behaviour("h1", "c1", 90), requests.Behaviour("h2", "c2", 80)],
+    candidates=[requests.Candidate("i1", "c1"), requests.Candidate("new-item", "c9")],
+    request_time=100)
+
+
+def strings(*values: str) -> np.ndarray:
+  array = np.empty(len(values), dtype=object)
+  array[:] = [v.encode() for v in values]
+  return array
+
+
+def score_request(query: requests.ScoreQuery = QUERY, **overrides) -> predict_pb2.PredictRequest:
+  inputs = requests.score_inputs(query)
+  inputs.update(overrides)
+  return requests.predict_request("eta", contract.SCORE_SIGNATURE, inputs)
+
+
+def examples_request(query: requests.ScoreQuery = QUERY) -> predict_pb2.PredictRequest:
+  examples = np.array(requests.examples_for_query(query), dtype=object)
+  return requests.predict_request("eta", "", {contract.EXAMPLES: examples})
+
+
+def outputs(response) -> dict:
+  return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+
+def _with_spec(request, **changes):
+  copy = type(request)()
+  copy.CopyFrom(request)
+  for field, value in changes.items():
+    if field == "version":
+      copy.model_spec.version.value = value
+    else:
+      setattr(copy.model_spec, field, value)
+  return copy
+
+
+def bad_requests(query: requests.ScoreQuery = QUERY
+                 ) -> List[Tuple[str, predict_pb2.PredictRequest, grpc.StatusCode, str]]:
+  """Every malformed-request class: (what, request, expected code, words in the message)."""
+  not_found, invalid = grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT
+  good = score_request(query)
+  extra = score_request(query)
+  extra.inputs["user_id"].CopyFrom(tf.make_tensor_proto(strings("u")))
+  missing = score_request(query)
+  del missing.inputs[contract.CATEGORIES]
+  garbage_tensor = score_request(query)
+  garbage_tensor.inputs[contract.HIST_TIMESTAMPS].tensor_content = b"\x01\x02\x03"
+  bad_example = requests.predict_request("eta", "", {contract.EXAMPLES: strings("\x00garbage")})
+  no_history = dict(hist_item_ids=strings(), hist_categories=strings(),
+                    hist_timestamps=np.array([], np.int64))
+  return [
+      ("unknown model", _with_spec(good, name="other"), not_found, "model 'other'"),
+      ("unknown version", _with_spec(good, version=7), not_found, "version 7"),
+      ("version label", _with_spec(good, version_label="stable"), not_found, "label"),
+      ("unknown signature", _with_spec(good, signature_name="nope"), not_found,
+       "signature 'nope'"),
+      ("missing input", missing, invalid, "missing inputs ['categories']"),
+      ("extra input", extra, invalid, "unexpected inputs ['user_id']"),
+      ("wrong dtype", score_request(query, request_time=np.array(100, np.int32)), invalid,
+       "int64"),
+      ("wrong rank", score_request(query, request_time=np.array([100], np.int64)), invalid,
+       "rank 0"),
+      ("empty history", score_request(query, **no_history), invalid, "history is empty"),
+      ("no candidates", score_request(query, item_ids=strings(), categories=strings()),
+       invalid, "no candidates"),
+      ("inconsistent history", score_request(query, hist_categories=strings("c1")), invalid,
+       "same length"),
+      ("garbage tensor", garbage_tensor, invalid, "not a decodable TensorProto"),
+      ("unparseable tf.Example", bad_example, invalid, "not a serialized tf.Example"),
+  ]
+
+
+# --- servers -------------------------------------------------------------------
+
+def start_server(model_dir: str, wait_seconds: float = 60, **overrides) -> ModelServer:
+  """A server on free loopback ports (REST too), polling fast, with a version loaded."""
+  config = ServerConfig(model_dir, grpc_port=0, rest_port=0, poll_seconds=0.2,
+                        grace_seconds=2.0, **overrides)
+  server = ModelServer(config).start(wait_seconds=wait_seconds)
+  if server.manager.current_version is None:
+    server.stop()
+    raise RuntimeError(f"no version of the model under {model_dir} loaded")
+  return server
+
+
+def rest_call(server: ModelServer, method: str, path: str, body=None):
+  """(HTTP status, parsed JSON) of one REST request; body is JSON-encoded unless bytes."""
+  url = urllib.parse.urlparse(server.rest_url)
+  connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+  try:
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    connection.request(method, path, body=data)
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+  finally:
+    connection.close()

@@ -3,6 +3,7 @@ over loopback gets what the SavedModel computes in process, on gRPC and REST; a
 version pushed non-atomically under load is picked up with no failed request;
 malformed requests get their status codes; SIGTERM stops the server cleanly."""
 
+import base64
 import glob
 import json
 import os
@@ -24,9 +25,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 from eta_ctr import cli
 from serving import cli as serving_cli
 from serving import contract, protos, requests
-from serving.grpc_service_test import bad_requests
-from serving.rest_test import call as rest_call
-from serving.server import ModelServer, ServerConfig
+from serving.testing import bad_requests, outputs, rest_call, start_server
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.filterwarnings("ignore:Unexpected end-group tag")]
@@ -52,20 +51,24 @@ def pushed(tmp_path_factory):
           "eval_file": eval_file, "examples": examples}
 
 
-@pytest.fixture
-def model_dir(tmp_path, pushed):
+def _serving_dir(root, pushed) -> str:
   """A serving directory of our own holding the pushed version (we push more into it)."""
-  base = tmp_path / "models"
+  base = root / "models"
   base.mkdir()
   shutil.copytree(pushed["version_dir"], base / str(pushed["version"]))
   return str(base)
 
 
 @pytest.fixture
-def server(model_dir):
-  running = ModelServer(ServerConfig(model_dir, grpc_port=0, rest_port=0, poll_seconds=0.2,
-                                     grace_seconds=2.0)).start(wait_seconds=120)
-  assert running.manager.current_version is not None
+def model_dir(tmp_path, pushed):
+  return _serving_dir(tmp_path, pushed)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, pushed):
+  """One server for the tests that do not change its model directory."""
+  running = start_server(_serving_dir(tmp_path_factory.mktemp("shared"), pushed),
+                         wait_seconds=120)
   yield running
   running.stop()
 
@@ -84,10 +87,6 @@ def _query(pushed, candidates=8) -> requests.ScoreQuery:
   return requests.query_from_examples(examples[start:start + candidates])
 
 
-def _outputs(response):
-  return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
-
-
 def test_predict_on_both_signatures_equals_the_in_process_savedmodel(pushed, stub):
   model = tf.saved_model.load(pushed["version_dir"])
   serialized = [e.SerializeToString() for e in pushed["examples"][:64]]
@@ -95,11 +94,11 @@ def test_predict_on_both_signatures_equals_the_in_process_savedmodel(pushed, stu
       "eta", "", {contract.EXAMPLES: np.array(serialized, dtype=object)}))
   assert response.model_spec.version.value == pushed["version"]
   expected = model.signatures["serving_default"](examples=tf.constant(serialized))
-  np.testing.assert_allclose(_outputs(response)["probabilities"],
+  np.testing.assert_allclose(outputs(response)["probabilities"],
                              expected["probabilities"].numpy(), atol=1e-6)
 
   inputs = requests.score_inputs(_query(pushed))
-  got = _outputs(stub.Predict(requests.predict_request("eta", "score", inputs)))
+  got = outputs(stub.Predict(requests.predict_request("eta", "score", inputs)))
   expected = model.signatures["score"](**{n: tf.constant(v) for n, v in inputs.items()})
   assert sorted(got) == sorted(expected) == [
       "probabilities", "retrieved_distances", "retrieved_positions"]
@@ -124,9 +123,9 @@ def test_status_metadata_and_rest_forms_equal_grpc(pushed, server, stub):
       "probabilities", "retrieved_positions", "retrieved_distances"}
 
   serialized = [e.SerializeToString() for e in pushed["examples"][:16]]
-  via_grpc = _outputs(stub.Predict(requests.predict_request(
+  via_grpc = outputs(stub.Predict(requests.predict_request(
       "eta", "", {contract.EXAMPLES: np.array(serialized, dtype=object)})))["probabilities"]
-  b64 = [{"b64": __import__("base64").b64encode(s).decode()} for s in serialized]
+  b64 = [{"b64": base64.b64encode(s).decode()} for s in serialized]
   status, rows = rest_call(server, "POST", "/v1/models/eta:predict", {"instances": b64})
   assert status == 200
   np.testing.assert_allclose(rows["predictions"], via_grpc, atol=1e-6)
@@ -136,7 +135,7 @@ def test_status_metadata_and_rest_forms_equal_grpc(pushed, server, stub):
   np.testing.assert_allclose(columns["outputs"], via_grpc, atol=1e-6)
 
   inputs = requests.score_inputs(_query(pushed))
-  via_grpc = _outputs(stub.Predict(requests.predict_request("eta", "score", inputs)))
+  via_grpc = outputs(stub.Predict(requests.predict_request("eta", "score", inputs)))
   as_json = {n: v.tolist() if v.dtype != object else [x.decode() for x in v]
              for n, v in inputs.items()}
   status, scored = rest_call(server, "POST", "/v1/models/eta:predict",
@@ -158,8 +157,15 @@ def _push_non_atomically(source: str, target: str, delay: float):
   shutil.copytree(os.path.join(source, "variables"), os.path.join(target, "variables"))
 
 
-def test_new_version_under_load_switches_with_no_failed_request(pushed, model_dir, server,
-                                                                caplog):
+def test_new_version_under_load_switches_with_no_failed_request(pushed, model_dir, caplog):
+  server = start_server(model_dir, wait_seconds=120)
+  try:
+    _switch_under_load(pushed, model_dir, server, caplog)
+  finally:
+    server.stop()
+
+
+def _switch_under_load(pushed, model_dir, server, caplog):
   old, new = pushed["version"], pushed["version"] + 1
   inputs = requests.score_inputs(_query(pushed))
   request = requests.predict_request("eta", "score", inputs)
@@ -220,7 +226,7 @@ def test_malformed_requests_get_their_codes_and_serving_goes_on(pushed, server, 
   unknown = requests.score_inputs(_query(pushed))
   unknown[contract.ITEM_IDS] = np.array([b"never-seen-item"] * len(unknown[contract.ITEM_IDS]),
                                         dtype=object)
-  probabilities = _outputs(stub.Predict(requests.predict_request("eta", "score", unknown)))
+  probabilities = outputs(stub.Predict(requests.predict_request("eta", "score", unknown)))
   assert np.isfinite(probabilities["probabilities"]).all()   # OOV ids are scored, not refused
   assert server.manager.current_version == pushed["version"]
 
@@ -233,17 +239,20 @@ def test_eta_predict_explains_the_ranking(pushed, server, tmp_path, capsys):
       "candidates": [f"{c.item_id}:{c.category}" for c in query.candidates],
       "request_time": query.request_time}))
   args = ["predict", "--server", server.grpc_target, "--history-file", str(path)]
-  assert cli_main(args) == 0
+  assert serving_cli.main(args) == 0
   out = capsys.readouterr().out
   assert f"signature score: {len(query.candidates)} candidates" in out
   assert "retrieved: #" in out
-  assert cli_main(["predict", "--server", server.grpc_target, "--example-file",
+  assert serving_cli.main(["predict", "--server", server.grpc_target, "--example-file",
                    pushed["eval_file"], "--limit", "8"]) == 0
-  assert "signature serving_default: 8 candidates" in capsys.readouterr().out
+  assert "signature serving_default: 8 examples, each with its own history" in (
+      capsys.readouterr().out)
 
 
-def cli_main(argv):
-  return serving_cli.main(argv)
+def _pump(stream, lines: queue.Queue):
+  for line in stream:
+    lines.put(line)
+  lines.put(None)
 
 
 def test_sigterm_stops_a_serving_process_cleanly(model_dir, pushed):
@@ -252,15 +261,15 @@ def test_sigterm_stops_a_serving_process_cleanly(model_dir, pushed):
        "--grpc-port", "0", "--rest-port", "0"],
       cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   lines = queue.Queue()
-  threading.Thread(target=lambda: [lines.put(l) for l in process.stdout] + [lines.put(None)],
-                   daemon=True).start()
+  threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
   try:
     seen = []
     while not any("eta serve: model" in line for line in seen):
       line = lines.get(timeout=120)
       assert line is not None, "".join(seen)
       seen.append(line)
-    target = next(line for line in seen if "eta serve: model" in line).split("gRPC ")[1].split()[0]
+    ready = next(line for line in seen if "eta serve: model" in line)
+    target = ready.split(" on gRPC ")[1].split()[0].rstrip(",")
     with grpc.insecure_channel(target) as channel:
       stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
       request = requests.predict_request("eta", "score", requests.score_inputs(_query(pushed)))
