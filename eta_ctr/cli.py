@@ -6,6 +6,7 @@
   eta compare --data ... --models a,b --seeds N --output DIR   models on one Transform output
   eta serve   --model-dir DIR                      the pushed model behind the TF Serving API
   eta predict --server localhost:8500 ...          rank candidates with the stock client
+  eta kubeflow compile --output pipeline.json     the same pipeline as a KFP v2 spec
 
 Unrecognised --flags are passed to Beam as pipeline options (e.g. --runner=...).
 """
@@ -22,7 +23,8 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from typing import List, Optional
 
-from eta_ctr.config import (FORMATS, MODEL_NAMES, SPLIT_MODES, EtaConfig, IngestConfig,
+from eta_ctr.config import (DISTRIBUTIONS, FORMATS, MODEL_NAMES, SPLIT_MODES, EtaConfig,
+                            IngestConfig,
                             ModelConfig, SourceConfig, TrainerConfig)
 
 log = logging.getLogger("eta")
@@ -115,6 +117,8 @@ def _add_model_args(parser: argparse.ArgumentParser):
   group.add_argument("--train-steps", type=int, default=TrainerConfig.train_steps)
   group.add_argument("--batch-size", type=int, default=TrainerConfig.batch_size)
   group.add_argument("--learning-rate", type=float, default=TrainerConfig.learning_rate)
+  group.add_argument("--distribution", choices=DISTRIBUTIONS, default="auto",
+                     help="tf.distribute strategy (auto: MultiWorkerMirrored from TF_CONFIG)")
 
 
 def config_from_args(args, source: SourceConfig) -> EtaConfig:
@@ -129,7 +133,7 @@ def config_from_args(args, source: SourceConfig) -> EtaConfig:
   if args.short_seq_len is None and model.short_seq_len > model.long_seq_len:
     model = dataclasses.replace(model, short_seq_len=model.long_seq_len)
   trainer = TrainerConfig(train_steps=args.train_steps, batch_size=args.batch_size,
-                          learning_rate=args.learning_rate)
+                          learning_rate=args.learning_rate, distribution=args.distribution)
   return EtaConfig(source=source, ingest=ingest_config_from_args(args), model=model,
                    trainer=trainer)
 
@@ -224,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
 
   from serving.cli import add_commands as add_serving_commands
   add_serving_commands(commands)
+  from kubeflow.cli import add_commands as add_kubeflow_commands
+  add_kubeflow_commands(commands)
 
   synth = commands.add_parser("synth", help="write a deterministic synthetic click log")
   synth.add_argument("--output", required=True, help="output file")
@@ -245,7 +251,7 @@ def _configure_logging(verbose: bool):
   logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                       format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                       datefmt="%H:%M:%S", force=True)
-  for ours in ("eta", "components", "models", "pipeline", "serving", "benchmarks"):
+  for ours in ("eta", "components", "models", "pipeline", "serving", "kubeflow", "benchmarks"):
     logging.getLogger(ours).setLevel(logging.INFO)
   if not verbose:
     # TFX logs component start/finish at INFO on absl; keep the records flowing

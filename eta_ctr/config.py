@@ -72,6 +72,7 @@ class IngestConfig:
 
 MODEL_NAMES = ("eta", "avg_pool", "din", "din_long", "sim_hard", "sdim")
 ATTENTION_TYPES = ("dot", "din")
+DISTRIBUTIONS = ("auto", "default", "mirrored", "multi_worker")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,12 +150,21 @@ class TrainerConfig:
   Attributes:
     batch_size, learning_rate, train_steps, eval_steps: the usual.
     shuffle_buffer: examples shuffled before batching.
+    distribution: tf.distribute strategy: `auto` (MultiWorkerMirrored when
+      TF_CONFIG names several workers, Mirrored with several local GPUs, else the
+      default strategy), `default`, `mirrored` or `multi_worker`. batch_size is
+      per replica.
   """
   batch_size: int = 256
   learning_rate: float = 1e-3
   train_steps: int = 2000
   eval_steps: Optional[int] = None
   shuffle_buffer: int = 10_000
+  distribution: str = "auto"
+
+  def __post_init__(self):
+    if self.distribution not in DISTRIBUTIONS:
+      raise ValueError(f"unknown distribution {self.distribution!r}; expected {DISTRIBUTIONS}")
 
 
 @dataclasses.dataclass(frozen=True)

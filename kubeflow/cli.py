@@ -12,6 +12,7 @@ import argparse
 import os
 from typing import List
 
+from eta_ctr.config import FORMATS, SourceConfig
 from kubeflow import runner
 
 IMAGE_ENV = "ETA_IMAGE"
@@ -51,21 +52,15 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
   data.add_argument("--data-path", "--data", dest="data_path", required=True,
                     help="the click log on a bucket: a file or a glob "
                          "(gs://b/logs/*.csv); for --format movielens the ml-100k directory")
-  data.add_argument("--format", choices=_formats(), help="default: from the extension")
+  data.add_argument("--format", choices=FORMATS, help="default: from the extension")
   eta_cli._add_ingest_args(compile_)
   eta_cli._add_model_args(compile_)
   compile_.set_defaults(handler=cmd_compile)
   return kubeflow
 
 
-def _formats():
-  from eta_ctr.config import FORMATS
-  return FORMATS
-
-
 def source_from_args(args):
   """--data-path/--format -> SourceConfig, without touching the path (it is remote)."""
-  from eta_ctr.config import SourceConfig
   from eta_ctr.cli import _EXTENSION_FORMATS
   fmt = args.format
   if fmt is None:

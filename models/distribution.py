@@ -67,7 +67,11 @@ def resolve_kind(kind: str = "auto", environ: Optional[Mapping[str, str]] = None
                      "supported, use chief/worker replicas (MultiWorkerMirroredStrategy)")
   if kind != "auto":
     return kind
-  return "multi_worker" if worker_count(config) > 1 else "mirrored"
+  if worker_count(config) > 1:
+    return "multi_worker"
+  # MirroredStrategy over a single device only adds overhead: use it when there
+  # are several local accelerators.
+  return "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "default"
 
 
 def strategy_from_environment(kind: str = "auto",

@@ -56,8 +56,8 @@ def test_worker_count_counts_chief_and_workers_only():
 
 
 @pytest.mark.parametrize("environ, expected", [
-    ({}, "mirrored"),
-    (_env({"worker": ["w0:2222"]}, {"type": "worker", "index": 0}), "mirrored"),
+    ({}, "default"),  # one CPU: no mirroring
+    (_env({"worker": ["w0:2222"]}, {"type": "worker", "index": 0}), "default"),
     (_env(TWO_WORKERS, {"type": "worker", "index": 1}), "multi_worker"),
     (_env(CHIEF_AND_WORKER, {"type": "chief", "index": 0}), "multi_worker"),
 ])
@@ -109,10 +109,10 @@ def test_real_local_strategies_and_batch_size():
   mirrored = distribution.strategy_from_environment("mirrored", {})
   assert isinstance(mirrored, tf.distribute.MirroredStrategy)
   assert distribution.strategy_from_environment("mirrored", {}) is mirrored  # memoised
-  assert distribution.strategy_from_environment("auto", {}) is mirrored
   assert distribution.global_batch_size(256, mirrored) == 256 * mirrored.num_replicas_in_sync
   default = distribution.strategy_from_environment("default", {})
   assert default.num_replicas_in_sync == 1
+  assert distribution.strategy_from_environment("auto", {}) is default  # one CPU
   with mirrored.scope():
     variable = tf.Variable(1.0)
   assert variable.numpy() == 1.0

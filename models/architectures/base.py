@@ -52,7 +52,8 @@ class CtrModel(tfrs.models.Model):
         + ([keras.layers.Dropout(config.dropout)] if config.dropout else [])
         + [keras.layers.Dense(1)], name="mlp")
     self.task = tfrs.tasks.Ranking(
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True,
+                                             reduction=keras.losses.Reduction.NONE),
         metrics=[keras.metrics.AUC(from_logits=True, name="auc"),
                  keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss")])
 
@@ -104,7 +105,10 @@ class CtrModel(tfrs.models.Model):
   def compute_loss(self, inputs, training=False):
     logits = self(inputs, training=training)
     labels = tf.cast(tf.reshape(inputs[features.LABEL], [-1]), tf.float32)
-    return self.task(labels=labels, predictions=logits)
+    # [B, 1] keeps one loss per example; average over the global batch, so the
+    # loss is right under any tf.distribute strategy.
+    return tf.nn.compute_average_loss(
+        self.task(labels=labels[:, None], predictions=logits[:, None]))
 
 
 ACTIVITY_BUCKETS = 16
