@@ -149,12 +149,12 @@ def test_blessing_refuses_a_bad_model_and_nothing_is_pushed(run, capsys):
   before = sorted(os.listdir(run["serving"]))
   # A different learning rate makes a new model; the AUC floor cannot be met.
   assert cli.main(run["args"] + ["--learning-rate", "0.0", "--auc-floor", "0.99"]) == 0
-  err = capsys.readouterr().err
+  captured = capsys.readouterr()
   # Only the model changed: ingest and Transform come from the cache.
-  assert "ClickLogExampleGen reused from cache" in err
-  assert "Transform reused from cache" in err
+  assert "ClickLogExampleGen reused from cache" in captured.err
+  assert "Transform reused from cache" in captured.err
   summary = _summary(run)
   assert summary["blessed"] is False and summary["pushed"] is False
   assert any("auc" in reason.lower() for reason in summary["not_blessed_because"])
   assert sorted(os.listdir(run["serving"])) == before
-  assert "blessed:  NO" in capsys.readouterr().out
+  assert "blessed:  NO" in captured.out
