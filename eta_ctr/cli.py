@@ -190,6 +190,15 @@ def cmd_synth(args, beam_args: List[str]) -> int:
   return 0
 
 
+def _add_training_command(commands, name: str, help_text: str) -> argparse.ArgumentParser:
+  """A subcommand that takes the data, ingest, model and trainer flags."""
+  parser = commands.add_parser(name, help=help_text)
+  _add_data_args(parser)
+  _add_ingest_args(parser)
+  _add_model_args(parser)
+  return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="eta", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -202,11 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
   ingest.add_argument("--output", required=True, help="output directory")
   ingest.set_defaults(handler=cmd_ingest)
 
-  run = commands.add_parser("run", help="the TFX pipeline: ingest, statistics, schema, "
-                            "Transform, Trainer, Evaluator, Pusher")
-  _add_data_args(run)
-  _add_ingest_args(run)
-  _add_model_args(run)
+  run = _add_training_command(commands, "run", "the TFX pipeline: ingest, statistics, "
+                              "schema, Transform, Trainer, Evaluator, Pusher")
   run.add_argument("--pipeline-root", default="out/pipeline")
   run.add_argument("--serving-dir", default="out/serving",
                    help="Pusher destination: versioned SavedModel directories")
@@ -216,11 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="blessing refuses an AUC drop larger than this vs the last blessed model")
   run.set_defaults(handler=cmd_run)
 
-  compare = commands.add_parser("compare", help="train several models on the same "
-                                "Transform output over several seeds; table + chart")
-  _add_data_args(compare)
-  _add_ingest_args(compare)
-  _add_model_args(compare)
+  compare = _add_training_command(commands, "compare", "train several models on the "
+                                  "same Transform output over several seeds; table + chart")
   compare.add_argument("--models", default="avg_pool,din,din_long,sim_hard,sdim,eta")
   compare.add_argument("--seeds", type=int, default=3)
   compare.add_argument("--output", required=True)
