@@ -35,8 +35,10 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
   group.add_argument("--image", default=os.environ.get(IMAGE_ENV, runner.DEFAULT_IMAGE),
                      help=f"image of every component (default ${IMAGE_ENV}, "
                           f"else {runner.DEFAULT_IMAGE})")
-  group.add_argument("--pipeline-root", required=True,
-                     help="artifact root on a bucket (gs://..., s3://..., minio://...)")
+  group.add_argument("--pipeline-root", default=os.environ.get("ETA_PIPELINE_ROOT",
+                                                               PLACEHOLDER_ROOT),
+                     help="artifact root on a bucket (gs://..., s3://..., minio://...); "
+                          f"default $ETA_PIPELINE_ROOT, else the placeholder {PLACEHOLDER_ROOT}")
   group.add_argument("--serving-dir", help="Pusher destination (default PIPELINE_ROOT/serving)")
   group.add_argument("--pipeline-name", default=runner.DEFAULT_PIPELINE_NAME)
   group.add_argument("--beam-arg", action="append", default=[], dest="beam_args",
@@ -49,9 +51,11 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
   group.add_argument("--allow-local-paths", action="store_true",
                      help="accept non-bucket paths (e.g. a volume mounted in every pod)")
   data = compile_.add_argument_group("data (read by the cluster, not here)")
-  data.add_argument("--data-path", "--data", dest="data_path", required=True,
+  data.add_argument("--data-path", "--data", dest="data_path",
+                    default=os.environ.get("ETA_DATA", PLACEHOLDER_DATA),
                     help="the click log on a bucket: a file or a glob "
-                         "(gs://b/logs/*.csv); for --format movielens the ml-100k directory")
+                         "(gs://b/logs/*.csv); for --format movielens the ml-100k directory; "
+                         f"default $ETA_DATA, else the placeholder {PLACEHOLDER_DATA}")
   data.add_argument("--format", choices=FORMATS, help="default: from the extension")
   eta_cli._add_ingest_args(compile_)
   eta_cli._add_model_args(compile_)
@@ -59,10 +63,18 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
   return kubeflow
 
 
+# Placeholders so that `eta kubeflow compile --output pipeline.json` works out of the
+# box; the printed note says to replace them (the root can also be set at submit time).
+PLACEHOLDER_ROOT = "gs://YOUR_BUCKET/eta-ctr/root"
+PLACEHOLDER_DATA = "gs://YOUR_BUCKET/eta-ctr/data/ml-100k"
+
+
 def source_from_args(args):
   """--data-path/--format -> SourceConfig, without touching the path (it is remote)."""
   from eta_ctr.cli import _EXTENSION_FORMATS
   fmt = args.format
+  if fmt is None and args.data_path == PLACEHOLDER_DATA:
+    fmt = "movielens"
   if fmt is None:
     stem = args.data_path[:-3] if args.data_path.endswith(".gz") else args.data_path
     fmt = _EXTENSION_FORMATS.get(os.path.splitext(stem)[1].lower())
@@ -92,6 +104,12 @@ def cmd_compile(args, extra_args: List[str]) -> int:
         f"(L={config.model.long_seq_len}, k={config.model.top_k})")
   if beam_args:
     print(f"beam args: {' '.join(beam_args)}")
+  placeholders = [flag for flag, value, placeholder in (
+      ("--pipeline-root", args.pipeline_root, PLACEHOLDER_ROOT),
+      ("--data", args.data_path, PLACEHOLDER_DATA)) if value == placeholder]
+  if placeholders:
+    print(f"note: {' and '.join(placeholders)} are placeholders (YOUR_BUCKET); pass your "
+          f"bucket paths, or set $ETA_PIPELINE_ROOT / $ETA_DATA")
   print("run it: see kubeflow/README.md (kfp.Client().create_run_from_pipeline_package "
         "or aiplatform.PipelineJob)")
   return 0

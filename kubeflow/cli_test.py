@@ -90,3 +90,11 @@ def test_image_from_environment(tmp_path, monkeypatch):
 def test_errors_are_one_line_exits(tmp_path, argv, message):
   with pytest.raises(SystemExit, match=message):
     _run(["kubeflow", "compile", "--output", str(tmp_path / "p.yaml")] + argv)
+
+
+def test_compile_works_with_no_flags_but_output(tmp_path, capsys):
+  from eta_ctr import cli
+  output = tmp_path / "pipeline.json"
+  assert cli.main(["kubeflow", "compile", "--output", str(output)]) == 0
+  assert output.exists()
+  assert "placeholders" in capsys.readouterr().out
