@@ -35,7 +35,8 @@ def input_files(source: SourceConfig) -> List[str]:
     pattern = source.path
   files = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
   files = [f for f in files if not os.path.basename(f).startswith((".", "_"))]
-  if os.path.isdir(source.path) and source.format in _EXTENSIONS:
+  whole_directory = os.path.isdir(source.path) or source.path.endswith("/*")
+  if whole_directory and source.format in _EXTENSIONS:
     files = [f for f in files if f.endswith(_EXTENSIONS[source.format])] or files
   if not files:
     raise FileNotFoundError(f"no {source.format} click-log files match {pattern!r}")

@@ -35,8 +35,8 @@ def _input_base_and_pattern(path: str, fmt: str):
   """Splits a source path into the driver's input_base and file pattern."""
   if fmt == "movielens":
     return path, "u.*"  # u.data and u.item both decide the cache key
-  if os.path.isdir(path):
-    return path, "*"
+  if os.path.isdir(path) or path.endswith("/"):  # a local or bucket directory
+    return path.rstrip("/"), "*"
   return os.path.dirname(path) or ".", os.path.basename(path)
 
 

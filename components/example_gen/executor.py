@@ -65,4 +65,5 @@ def _resolved_source_path(config: EtaConfig, exec_properties: Dict[str, Any]) ->
   proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
                             input_config)
   pattern = input_config.splits[0].pattern
-  return base if pattern == "*" else f"{base.rstrip('/')}/{pattern}"
+  # Always a pattern under the base: a bucket "directory" is not os.path.isdir.
+  return f"{base.rstrip('/')}/{pattern}"
