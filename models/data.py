@@ -8,7 +8,8 @@ from models import features
 
 def transformed_dataset(file_pattern, tf_transform_output: tft.TFTransformOutput,
                         batch_size: int, shuffle: bool, num_epochs=None,
-                        seed: int = 0, keep=()) -> tf.data.Dataset:
+                        seed: int = 0, keep=(), shuffle_buffer: int = 10_000
+                       ) -> tf.data.Dataset:
   """Batches of {transformed feature: tensor} from gzipped TFRecords, label included
   (plus the `keep` features, e.g. user_id)."""
   spec = tf_transform_output.transformed_feature_spec().copy()
@@ -19,4 +20,4 @@ def transformed_dataset(file_pattern, tf_transform_output: tft.TFTransformOutput
       file_pattern=file_pattern, batch_size=batch_size, features=spec,
       reader=lambda files: tf.data.TFRecordDataset(files, compression_type="GZIP"),
       num_epochs=num_epochs, shuffle=shuffle, shuffle_seed=seed,
-      shuffle_buffer_size=10_000, drop_final_batch=False)
+      shuffle_buffer_size=shuffle_buffer, drop_final_batch=False)

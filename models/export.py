@@ -38,8 +38,7 @@ def _raw_features(raw_spec, values, batch_size):
     if spec is None:
       continue
     if isinstance(spec, tf.io.VarLenFeature):
-      result[name] = tf.sparse.from_dense(value) if value.dtype != tf.string else (
-          _dense_to_sparse_keep_all(value))
+      result[name] = _dense_to_sparse_keep_all(value)
     elif isinstance(spec, tf.io.RaggedFeature):
       result[name] = tf.RaggedTensor.from_tensor(value)
     else:

@@ -38,7 +38,8 @@ def train_model(config: EtaConfig, transform_output_dir: str, train_files, eval_
   # batch_size is per replica; Keras splits each dataset batch across the replicas.
   global_batch = distribution.global_batch_size(trainer.batch_size, strategy)
   train_ds = data.transformed_dataset(train_files, tf_transform_output, global_batch,
-                                      shuffle=True, seed=config.model.seed)
+                                      shuffle=True, seed=config.model.seed,
+                                      shuffle_buffer=trainer.shuffle_buffer)
   eval_ds = data.transformed_dataset(eval_files, tf_transform_output, 1024, shuffle=False,
                                      num_epochs=1)
   workers = distribution.worker_count(distribution.tf_config())
