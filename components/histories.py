@@ -106,7 +106,7 @@ def build_user_examples(user_id: str, user_events: Iterable[Event], config: Inge
       stats["rejected"][events.DUPLICATE] = stats["rejected"].get(events.DUPLICATE, 0) + 1
       yield DEAD_LETTER, events.dead_letter_record(
           event.raw, events.DUPLICATE,
-          f"same user, item, category, timestamp and label as an earlier row")
+          "same user, item, category, timestamp and label as an earlier row")
     else:
       unique.append(event)
   del ordered

@@ -14,6 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from components import events, histories, sources
 from components.events import RowError
+from components.parsing import record_to_text
 from components.negatives import NegativeSampler
 from eta_ctr.config import EtaConfig
 
@@ -33,16 +34,11 @@ class _ParseRows(beam.DoFn):
     try:
       event = self._parser(row)
     except RowError as error:
-      raw = row if isinstance(row, str) else _record_text(row)
+      raw = row if isinstance(row, str) else record_to_text(row)
       yield beam.pvalue.TaggedOutput(histories.DEAD_LETTER, events.dead_letter_record(
           raw, error.reason, error.detail, self._source_name))
       return
     yield event.user_id, event
-
-
-def _record_text(record) -> str:
-  from components.parsing import record_to_text
-  return record_to_text(record)
 
 
 class _BuildUserExamples(beam.DoFn):

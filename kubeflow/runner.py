@@ -43,20 +43,6 @@ def check_remote(what: str, path: str):
                      f"machine's disk. Use one of {', '.join(REMOTE_SCHEMES)}")
 
 
-def check_source_path(config: EtaConfig):
-  """The click log must be named so that ClickLogExampleGen resolves it remotely.
-
-  Its component tells a directory with os.path.isdir, which is False for every
-  bucket path, so a bucket directory would become (parent, basename) and match
-  nothing: name the files with a glob or a file instead (MovieLens is always a
-  directory and is handled separately).
-  """
-  path = config.source.path
-  if config.source.format != "movielens" and path.endswith("/"):
-    raise ValueError(f"click log {path!r} is a directory; on a bucket name its files "
-                     f"with a glob, e.g. {path}*.csv")
-
-
 def build_pipeline(config: EtaConfig, pipeline_root: str, serving_dir: str,
                    pipeline_name: str = DEFAULT_PIPELINE_NAME,
                    beam_pipeline_args: Optional[List[str]] = None,
@@ -97,7 +83,6 @@ def compile_pipeline(config: EtaConfig, output_path: str, image: str, pipeline_r
     check_remote("pipeline root", pipeline_root)
     check_remote("serving dir", serving_dir)
     check_remote("click log", config.source.path)
-  check_source_path(config)
   if not image:
     raise ValueError("an image is required: every component runs in it")
 

@@ -126,9 +126,11 @@ def test_defaults_and_rejections(tmp_path):
   local_log = CONFIG.replace(source=SourceConfig(format="csv", path="/data/log.csv"))
   with pytest.raises(ValueError, match="click log"):
     runner.compile_pipeline(local_log, str(tmp_path / "p.yaml"), IMAGE, ROOT)
+  # A bucket directory (trailing '/') is read as all its files.
   directory = CONFIG.replace(source=SourceConfig(format="csv", path="gs://eta-test/logs/"))
-  with pytest.raises(ValueError, match="glob"):
-    runner.compile_pipeline(directory, str(tmp_path / "p.yaml"), IMAGE, ROOT)
+  spec = (tmp_path / "dir.json")
+  runner.compile_pipeline(directory, str(spec), IMAGE, ROOT)
+  assert '"gs://eta-test/logs"' in spec.read_text() and '\\"pattern\\": \\"*\\"' in spec.read_text()
   with pytest.raises(ValueError, match="image"):
     runner.compile_pipeline(CONFIG, str(tmp_path / "p.yaml"), "", ROOT)
   runner.compile_pipeline(local_log, str(tmp_path / "local.yaml"), IMAGE, "/mnt/root",

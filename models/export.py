@@ -20,11 +20,10 @@ from eta_ctr.config import EtaConfig
 from models import features
 from models.architectures.base import CtrModel
 from models.architectures.eta import EtaModel
-
-SCORE_SIGNATURE = "score"
-PROBABILITIES = "probabilities"
-RETRIEVED_POSITIONS = "retrieved_positions"
-RETRIEVED_DISTANCES = "retrieved_distances"
+from models.signatures import (CATEGORIES, DEFAULT_SIGNATURE, EXAMPLES, HIST_CATEGORIES,
+                               HIST_ITEM_IDS, HIST_TIMESTAMPS, ITEM_IDS, PROBABILITIES,
+                               REQUEST_TIME, RETRIEVED_DISTANCES, RETRIEVED_POSITIONS,
+                               SCORE_SIGNATURE)
 
 
 def _raw_features(raw_spec, values, batch_size):
@@ -68,19 +67,19 @@ class ServingModule(tf.Module):
     self._is_eta = isinstance(model, EtaModel)
     self._top_k = config.model.top_k
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES)])
   def serve_examples(self, examples):
     raw = tf.io.parse_example(examples, self._raw_spec)
     transformed = self.tft_layer(raw)
     return {PROBABILITIES: tf.sigmoid(self.model(transformed))}
 
   @tf.function(input_signature=[
-      tf.TensorSpec([None], tf.string, name="hist_item_ids"),
-      tf.TensorSpec([None], tf.string, name="hist_categories"),
-      tf.TensorSpec([None], tf.int64, name="hist_timestamps"),
-      tf.TensorSpec([None], tf.string, name="item_ids"),
-      tf.TensorSpec([None], tf.string, name="categories"),
-      tf.TensorSpec([], tf.int64, name="request_time"),
+      tf.TensorSpec([None], tf.string, name=HIST_ITEM_IDS),
+      tf.TensorSpec([None], tf.string, name=HIST_CATEGORIES),
+      tf.TensorSpec([None], tf.int64, name=HIST_TIMESTAMPS),
+      tf.TensorSpec([None], tf.string, name=ITEM_IDS),
+      tf.TensorSpec([None], tf.string, name=CATEGORIES),
+      tf.TensorSpec([], tf.int64, name=REQUEST_TIME),
   ])
   def score(self, hist_item_ids, hist_categories, hist_timestamps, item_ids, categories,
             request_time):
@@ -129,7 +128,7 @@ def export_serving_model(model: CtrModel, tf_transform_output: tft.TFTransformOu
     model.freeze_item_codes()
   module = ServingModule(model, tf_transform_output, config)
   tf.saved_model.save(module, export_dir, signatures={
-      "serving_default": module.serve_examples.get_concrete_function(),
+      DEFAULT_SIGNATURE: module.serve_examples.get_concrete_function(),
       SCORE_SIGNATURE: module.score.get_concrete_function(),
   })
   return export_dir

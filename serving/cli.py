@@ -13,7 +13,7 @@ import sys
 import tempfile
 from typing import List, Optional
 
-from serving import contract
+from models import signatures as contract
 from serving.limits import Limits
 
 log = logging.getLogger(__name__)

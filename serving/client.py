@@ -15,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from serving import contract, explain, requests
+from models import signatures as contract
+from serving import explain, requests
 
 
 def call_predict(target: str, request: predict_pb2.PredictRequest, timeout: float = 30.0,

@@ -12,7 +12,8 @@ import grpc
 import numpy as np
 import tensorflow as tf
 
-from serving import contract, validation
+from models import signatures as contract
+from serving import validation
 from serving.errors import from_model_error, invalid_argument, not_found
 from serving.manager import UNKNOWN, ModelManager, VersionStatus
 from serving.limits import Limits

@@ -18,7 +18,8 @@ import grpc
 from tensorflow_serving.apis import (classification_pb2, model_service_pb2_grpc,
                                      prediction_service_pb2_grpc, regression_pb2)
 
-from serving import contract, protos, tensors
+from models import signatures as contract
+from serving import protos, tensors
 from serving.core import ServingCore
 from serving.errors import ServingError, invalid_argument, not_found
 

@@ -23,7 +23,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from components import example_io
-from serving import contract, requests
+from models import signatures as contract
+from serving import requests
 from serving.requests import Behaviour, Candidate, ScoreQuery
 
 

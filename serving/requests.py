@@ -24,7 +24,7 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import predict_pb2
 
-from serving import contract
+from models import signatures as contract
 
 DEFAULT_CATEGORY = "unknown"  # the ingest's category for an event without one
 _INT_FEATURES = (contract.TIMESTAMP, contract.HIST_TIMESTAMPS, "label", "hist_labels")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import contract, explain, requests
+from models import signatures as contract
+from serving import explain, requests
 
 
 def test_history_file_in_both_forms_sorted_most_recent_first(tmp_path):

@@ -17,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from serving import contract, requests
+from models import signatures as contract
+from serving import requests
 from serving.server import ModelServer, ServerConfig
 
 _STRING = tf.io.FixedLenFeature([], tf.string)

@@ -19,7 +19,7 @@ from typing import Dict, Mapping
 import numpy as np
 import tensorflow as tf
 
-from serving import contract
+from models import signatures as contract
 from serving.errors import invalid_argument
 from serving.limits import Limits
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import contract, validation
+from models import signatures as contract
+from serving import validation
 from serving.errors import ServingError
 from serving.limits import Limits
 from serving.warmup import warmup_example

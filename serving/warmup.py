@@ -20,7 +20,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from serving import contract, tensors
+from models import signatures as contract
+from serving import tensors
 from serving.servable import Servable
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 
 from eta_ctr import cli
 from serving import cli as serving_cli
-from serving import contract, protos, requests
+from models import signatures as contract
+from serving import protos, requests
 from serving.testing import bad_requests, outputs, rest_call, start_server
 
 pytestmark = [pytest.mark.e2e,

@@ -1,15 +1,13 @@
-"""serving/contract.py names what models/export.py exports."""
+"""The export's tf.function arguments carry the API's input names (their order matters to
+positional callers and to the signature's structured inputs)."""
 
 import inspect
 
 from models import export
-from serving import contract
+from models import signatures as contract
 
 
 def test_names_match_the_export():
-  assert contract.SCORE_SIGNATURE == export.SCORE_SIGNATURE
-  assert (contract.PROBABILITIES, contract.RETRIEVED_POSITIONS, contract.RETRIEVED_DISTANCES) == (
-      export.PROBABILITIES, export.RETRIEVED_POSITIONS, export.RETRIEVED_DISTANCES)
   score_args = list(inspect.signature(export.ServingModule.score.python_function).parameters)[1:]
   assert score_args == list(contract.HISTORY_INPUTS + contract.CANDIDATE_INPUTS +
                             (contract.REQUEST_TIME,))

@@ -1,7 +1,8 @@
-"""The names the server and client agree on with models/export.py.
+"""The exported model's API: signature, input and output names.
 
-Kept here rather than imported from models.export so that serving does not pull
-in tf.Transform and the model code; serving/contract_test.py checks they match.
+models/export.py builds the signatures from these names and serving/ validates
+and builds requests with them. It imports neither tf.Transform nor model code, so the
+server and client can use it cheaply.
 """
 
 from components import events
