@@ -233,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
   add_serving_commands(commands)
   from kubeflow.cli import add_commands as add_kubeflow_commands
   add_kubeflow_commands(commands)
+  from benchmarks.cli import add_commands as add_bench_commands
+  add_bench_commands(commands)
 
   synth = commands.add_parser("synth", help="write a deterministic synthetic click log")
   synth.add_argument("--output", required=True, help="output file")

@@ -1,0 +1,1 @@
+"""`eta bench`: serving latency, training throughput, ingest throughput and retrieval recall."""
