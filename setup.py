@@ -12,6 +12,8 @@ setuptools.setup(
     packages=setuptools.find_packages(
         include=["eta_ctr*", "components*", "models*", "pipeline*", "serving*",
                  "benchmarks*", "kubeflow*"]),
+    # The fused retrieval kernel is compiled from source on first use.
+    package_data={"models.layers.kernels": ["*.cc"], "benchmarks": ["*.c"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "tensorflow==2.16.2",

@@ -23,9 +23,8 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from typing import List, Optional
 
-from eta_ctr.config import (DISTRIBUTIONS, FORMATS, MODEL_NAMES, SPLIT_MODES, EtaConfig,
-                            IngestConfig,
-                            ModelConfig, SourceConfig, TrainerConfig)
+from eta_ctr.config import (DISTRIBUTIONS, FORMATS, MODEL_NAMES, RETRIEVAL_KERNELS, SPLIT_MODES,
+                            EtaConfig, IngestConfig, ModelConfig, SourceConfig, TrainerConfig)
 
 log = logging.getLogger("eta")
 
@@ -113,6 +112,9 @@ def _add_model_args(parser: argparse.ArgumentParser):
   group.add_argument("--hash-bits", type=int)
   group.add_argument("--embedding-dim", type=int)
   group.add_argument("--attention", choices=("dot", "din"))
+  group.add_argument("--retrieval-kernel", choices=RETRIEVAL_KERNELS,
+                     help="ETA's Hamming top-k: auto (fused in training, stock ops in the "
+                          "export), fused (also exported; built-in server only) or stock")
   group = parser.add_argument_group("trainer")
   group.add_argument("--train-steps", type=int, default=TrainerConfig.train_steps)
   group.add_argument("--batch-size", type=int, default=TrainerConfig.batch_size)
@@ -126,7 +128,7 @@ def config_from_args(args, source: SourceConfig) -> EtaConfig:
   base = EtaConfig.for_movielens() if source.format == "movielens" else EtaConfig()
   overrides = {name: getattr(args, name) for name in
                ("long_seq_len", "short_seq_len", "top_k", "hash_bits", "embedding_dim",
-                "attention") if getattr(args, name, None) is not None}
+                "attention", "retrieval_kernel") if getattr(args, name, None) is not None}
   model = dataclasses.replace(base.model, name=args.model, **overrides)
   if args.top_k is None and model.top_k > model.long_seq_len:
     model = dataclasses.replace(model, top_k=model.long_seq_len)

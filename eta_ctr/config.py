@@ -72,6 +72,7 @@ class IngestConfig:
 
 MODEL_NAMES = ("eta", "avg_pool", "din", "din_long", "sim_hard", "sdim")
 ATTENTION_TYPES = ("dot", "din")
+RETRIEVAL_KERNELS = ("auto", "fused", "stock")
 DISTRIBUTIONS = ("auto", "default", "mirrored", "multi_worker")
 
 
@@ -99,6 +100,11 @@ class ModelConfig:
     num_oov_buckets: OOV buckets of the item and category vocabularies.
     vocab_min_frequency: items seen fewer times are OOV.
     seed: initialisation and SimHash projection seed.
+    retrieval_kernel: ETA's Hamming top-k: `auto` uses the fused compiled kernel
+      in training and in process where it builds, and exports stock TensorFlow ops
+      so any TF Serving loads the model; `fused` also exports the fused op (the
+      built-in server loads it; stock tensorflow_model_server cannot); `stock`
+      never uses it. All three give identical results.
   """
   name: str = "eta"
   long_seq_len: int = 1024
@@ -117,10 +123,14 @@ class ModelConfig:
   num_oov_buckets: int = 1
   vocab_min_frequency: int = 1
   seed: int = 7
+  retrieval_kernel: str = "auto"
 
   def __post_init__(self):
     if self.name not in MODEL_NAMES:
       raise ValueError(f"unknown model {self.name!r}; expected one of {MODEL_NAMES}")
+    if self.retrieval_kernel not in RETRIEVAL_KERNELS:
+      raise ValueError(f"unknown retrieval_kernel {self.retrieval_kernel!r}; "
+                       f"expected {RETRIEVAL_KERNELS}")
     if self.attention not in ATTENTION_TYPES:
       raise ValueError(f"unknown attention {self.attention!r}; expected {ATTENTION_TYPES}")
     if not 1 <= self.short_seq_len <= self.long_seq_len:

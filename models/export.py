@@ -41,7 +41,9 @@ def _raw_features(raw_spec, values, batch_size):
     elif isinstance(spec, tf.io.RaggedFeature):
       result[name] = tf.RaggedTensor.from_tensor(value)
     else:
-      result[name] = tf.reshape(value, tf.concat([[batch_size], spec.shape], 0))
+      # tf.int32 explicitly: a scalar feature's shape [] would otherwise become float32.
+      shape = tf.constant(list(spec.shape), tf.int32, shape=[len(spec.shape)])
+      result[name] = tf.reshape(value, tf.concat([[batch_size], shape], 0))
   return result
 
 
@@ -124,11 +126,20 @@ class ServingModule(tf.Module):
 def export_serving_model(model: CtrModel, tf_transform_output: tft.TFTransformOutput,
                          config: EtaConfig, export_dir: str) -> str:
   """Writes the SavedModel with `serving_default` and `score` to export_dir."""
-  if isinstance(model, EtaModel) and model.item_codes_table is None:
+  is_eta = isinstance(model, EtaModel)
+  if is_eta and model.item_codes_table is None:
     model.freeze_item_codes()
   module = ServingModule(model, tf_transform_output, config)
-  tf.saved_model.save(module, export_dir, signatures={
-      DEFAULT_SIGNATURE: module.serve_examples.get_concrete_function(),
-      SCORE_SIGNATURE: module.score.get_concrete_function(),
-  })
+  # Stock ops unless the fused op is asked for: stock TF Serving cannot load it.
+  kernel = model.top_k.kernel if is_eta else None
+  if is_eta and config.model.retrieval_kernel != "fused":
+    model.top_k.kernel = "stock"
+  try:
+    tf.saved_model.save(module, export_dir, signatures={
+        DEFAULT_SIGNATURE: module.serve_examples.get_concrete_function(),
+        SCORE_SIGNATURE: module.score.get_concrete_function(),
+    })
+  finally:
+    if is_eta:
+      model.top_k.kernel = kernel
   return export_dir

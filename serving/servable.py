@@ -8,7 +8,15 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from models.layers.kernels import fused_ops
+
 SERVE_TAG = "serve"
+
+
+def uses_fused_kernel(path: str) -> bool:
+  """Whether the SavedModel at path calls the fused Hamming top-k op."""
+  with open(os.path.join(path, "saved_model.pb"), "rb") as handle:
+    return fused_ops.OP_NAME.encode() in handle.read()
 
 
 def read_signature_defs(path: str) -> Dict[str, meta_graph_pb2.SignatureDef]:
@@ -49,6 +57,9 @@ class Servable:
 
   @classmethod
   def load(cls, path: str, version: int) -> "Servable":
+    if uses_fused_kernel(path) and fused_ops.load() is None:
+      raise RuntimeError(f"{path} uses the fused {fused_ops.OP_NAME} op, which could not be "
+                         "built here; export with retrieval_kernel='stock'")
     model = tf.saved_model.load(path, tags=[SERVE_TAG])
     return cls(version, path, model, read_signature_defs(path))
 

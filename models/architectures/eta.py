@@ -19,7 +19,7 @@ class EtaModel(CtrModel):
   def __init__(self, config, item_vocab_size, category_vocab_size, **kwargs):
     super().__init__(config, item_vocab_size, category_vocab_size, **kwargs)
     self.simhash = SimHash(num_bits=config.hash_bits, seed=config.seed, name="simhash")
-    self.top_k = HammingTopK(config.top_k, name="hamming_top_k")
+    self.top_k = HammingTopK(config.top_k, kernel=config.retrieval_kernel, name="hamming_top_k")
     self.long_attention = self._attention("long_attention")
     self.item_codes_table = None  # [V, W] int64, set by freeze_item_codes() at export
 

@@ -9,6 +9,10 @@ it: gradients reach the embeddings only through the gathered behaviours.
 import tensorflow as tf
 import tf_keras as keras
 
+from models.layers.kernels import fused_ops
+
+KERNELS = ("auto", "fused", "stock")
+
 
 def hamming_distance(a_codes: tf.Tensor, b_codes: tf.Tensor) -> tf.Tensor:
   """Hamming distances between packed codes.
@@ -25,6 +29,30 @@ def hamming_distance(a_codes: tf.Tensor, b_codes: tf.Tensor) -> tf.Tensor:
   # PopulationCount counts the bits of each word, as uint8.
   counts = tf.raw_ops.PopulationCount(x=tf.bitwise.bitwise_xor(a_codes, b_codes))
   return tf.reduce_sum(tf.cast(counts, tf.int32), axis=-1)
+
+
+def stock_top_k(candidate_codes, behaviour_codes, behaviour_mask, k: int):
+  """The selection in stock TensorFlow ops: [B, C, W], [B, L, W], [B, L] -> three [B, C, k].
+
+  tf.math.top_k puts the lower index first among equal values, which is the
+  (distance, index) order wanted; padding gets a distance above any real one.
+  """
+  if candidate_codes.shape[-1] == 1 and behaviour_codes.shape[-1] == 1:
+    # One word: a rank-3 broadcast is about twice as fast as the rank-4 one.
+    distances = tf.cast(tf.raw_ops.PopulationCount(x=tf.bitwise.bitwise_xor(
+        candidate_codes, tf.transpose(behaviour_codes, [0, 2, 1]))), tf.int32)  # [B, C, L]
+  else:
+    distances = hamming_distance(candidate_codes[:, :, None, :], behaviour_codes[:, None, :, :])
+  seq_len = tf.shape(distances)[2]
+  padding = 64 * tf.shape(behaviour_codes)[-1] + 1
+  masked = tf.where(behaviour_mask[:, None, :], distances, padding)
+  top = tf.minimum(k, seq_len)
+  negated, indices = tf.math.top_k(-masked, k=top, sorted=True)  # [B, C, min(k, L)]
+  valid = negated > -padding
+  selected = tf.where(valid, -negated, 0)
+  indices = tf.where(valid, indices, 0)
+  pad = [[0, 0], [0, 0], [0, k - top]]  # when k > L the slots past L are invalid
+  return (tf.pad(indices, pad), tf.pad(selected, pad), tf.pad(valid, pad, constant_values=False))
 
 
 @keras.utils.register_keras_serializable(package="eta")
@@ -48,15 +76,23 @@ class HammingTopK(keras.layers.Layer):
   distances the more recent (lower-index) behaviour wins. Padded behaviours are
   never selected. `k` may exceed L.
 
+  Two kernels compute exactly the same result: `fused` (one compiled op, see
+  kernels/fused_ops.py; near one XOR + popcount per pair) and `stock` (plain
+  TensorFlow ops, so the graph runs anywhere, stock TF Serving included).
+
   Args:
     k: the number of behaviours to retrieve, >= 1.
+    kernel: `auto` (fused where it can be built, else stock), `fused` or `stock`.
   """
 
-  def __init__(self, k: int, **kwargs):
+  def __init__(self, k: int, kernel: str = "auto", **kwargs):
     super().__init__(**kwargs)
     if int(k) != k or k < 1:
       raise ValueError(f"k must be a positive integer, got {k!r}.")
+    if kernel not in KERNELS:
+      raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
     self.k = int(k)
+    self.kernel = kernel
 
   def call(self, inputs, behaviour_mask=None):
     candidate_codes, behaviour_codes = inputs
@@ -68,47 +104,32 @@ class HammingTopK(keras.layers.Layer):
     elif candidate_codes.shape.rank != 3:
       raise ValueError(
           f"candidate_codes must be [B, W] or [B, C, W], got {candidate_codes.shape}.")
-
-    # [B, C, 1, W] vs [B, 1, L, W] -> [B, C, L].
-    distances = hamming_distance(candidate_codes[:, :, None, :], behaviour_codes[:, None, :, :])
-    shape = tf.shape(distances)
-    seq_len = shape[2]
     if behaviour_mask is None:
-      mask = tf.ones_like(distances, tf.bool)
+      behaviour_mask = tf.ones(tf.shape(behaviour_codes)[:2], tf.bool)
+    behaviour_mask = tf.cast(behaviour_mask, tf.bool)
+
+    fused = fused_ops.load() if self.kernel in ("auto", "fused") else None
+    if fused is not None:
+      outputs = fused.eta_hamming_top_k(candidate_codes, behaviour_codes, behaviour_mask,
+                                        k=self.k)
+    elif self.kernel == "fused":
+      raise RuntimeError("kernel='fused' but the fused kernel could not be built or loaded; "
+                         "see the log, or use kernel='auto'.")
     else:
-      mask = tf.broadcast_to(tf.cast(behaviour_mask, tf.bool)[:, None, :], shape)
+      outputs = stock_top_k(candidate_codes, behaviour_codes, behaviour_mask, self.k)
 
-    # One int64 key per behaviour orders by (distance, index): distance * L +
-    # index is unique, and padding gets a distance above any real one (at most
-    # 64 * W), so it sorts after every valid behaviour.
-    max_distance = 64 * tf.shape(behaviour_codes, out_type=tf.int64)[-1]
-    key_distance = tf.where(mask, tf.cast(distances, tf.int64), max_distance + 1)
-    positions = tf.range(tf.cast(seq_len, tf.int64), dtype=tf.int64)
-    key = key_distance * tf.cast(seq_len, tf.int64) + positions
-    top_k = tf.minimum(self.k, seq_len)
-    _, indices = tf.math.top_k(-key, k=top_k, sorted=True)  # [B, C, min(k, L)] int32
-
-    valid = tf.gather(mask, indices, batch_dims=2)
-    selected_distances = tf.where(valid, tf.gather(distances, indices, batch_dims=2), 0)
-    indices = tf.where(valid, indices, 0)
-    # When k > L the slots past L are filled as invalid.
-    pad = [[0, 0], [0, 0], [0, self.k - top_k]]
-    indices = tf.pad(indices, pad)
-    selected_distances = tf.pad(selected_distances, pad)
-    valid = tf.pad(valid, pad, constant_values=False)
-
-    outputs = []
-    for tensor in (indices, selected_distances, valid):
+    results = []
+    for tensor in outputs:
       tensor = tf.stop_gradient(tensor)
       if single:
         tensor = tensor[:, 0, :]
       tensor.set_shape(candidate_codes.shape[:1].concatenate(
           [] if single else candidate_codes.shape[1:2]).concatenate([self.k]))
-      outputs.append(tensor)
-    return tuple(outputs)
+      results.append(tensor)
+    return tuple(results)
 
   def get_config(self):
     config = super().get_config()
-    config.update({"k": self.k})
+    config.update({"k": self.k, "kernel": self.kernel})
     return config
 

@@ -71,8 +71,15 @@ def _masks(rng, batch, length):
   return mask
 
 
+@pytest.fixture(params=["stock", "fused"])
+def kernel(request):
+  """Both kernels must give exactly the same answers (fused must build here: a
+  failure to build is a test failure, not a skip)."""
+  return request.param
+
+
 @pytest.mark.parametrize("num_bits,k", [(8, 1), (8, 5), (16, 12), (64, 3), (100, 7), (256, 30)])
-def test_top_k_matches_brute_force(num_bits, k):
+def test_top_k_matches_brute_force(num_bits, k, kernel):
   rng = np.random.default_rng(num_bits * 31 + k)
   batch, length = 8, 12
   candidate = random_codes(rng, (batch,), num_bits)
@@ -84,7 +91,7 @@ def test_top_k_matches_brute_force(num_bits, k):
   behaviours[4:, 3] = candidate[4:]
   mask = _masks(rng, batch, length)
 
-  indices, distances, valid = HammingTopK(k)([candidate, behaviours], behaviour_mask=mask)
+  indices, distances, valid = HammingTopK(k, kernel=kernel)([candidate, behaviours], behaviour_mask=mask)
   want_indices, want_distances, want_valid = np_top_k(candidate, behaviours, mask, k)
   assert indices.dtype == tf.int32 and distances.dtype == tf.int32 and valid.dtype == tf.bool
   assert indices.shape == (batch, k)
@@ -93,45 +100,45 @@ def test_top_k_matches_brute_force(num_bits, k):
   np.testing.assert_array_equal(distances.numpy(), want_distances)
 
 
-def test_ties_break_toward_more_recent():
+def test_ties_break_toward_more_recent(kernel):
   candidate = np.array([[0]], np.int64)
   # Distances 1, 0, 1, 0, 1: the zeros win (lower index first), then the ones.
   behaviours = np.array([[[1], [0], [2], [0], [4]]], np.int64)
-  indices, distances, valid = HammingTopK(4)([candidate, behaviours])
+  indices, distances, valid = HammingTopK(4, kernel=kernel)([candidate, behaviours])
   np.testing.assert_array_equal(indices.numpy(), [[1, 3, 0, 2]])
   np.testing.assert_array_equal(distances.numpy(), [[0, 0, 1, 1]])
   assert valid.numpy().all()
 
 
-def test_padding_never_selected_even_when_nearest():
+def test_padding_never_selected_even_when_nearest(kernel):
   candidate = np.array([[0]], np.int64)
   behaviours = np.array([[[0], [-1], [0], [3]]], np.int64)  # Distances 0, 64, 0, 2.
   mask = np.array([[False, True, False, True]])
-  indices, distances, valid = HammingTopK(3)([candidate, behaviours], behaviour_mask=mask)
+  indices, distances, valid = HammingTopK(3, kernel=kernel)([candidate, behaviours], behaviour_mask=mask)
   np.testing.assert_array_equal(indices.numpy(), [[3, 1, 0]])
   np.testing.assert_array_equal(distances.numpy(), [[2, 64, 0]])
   np.testing.assert_array_equal(valid.numpy(), [[True, True, False]])
 
 
-def test_k_larger_than_sequence_and_empty_sequence():
+def test_k_larger_than_sequence_and_empty_sequence(kernel):
   rng = np.random.default_rng(1)
   candidate = random_codes(rng, (2,), 64)
   behaviours = random_codes(rng, (2, 3), 64)
-  indices, _, valid = HammingTopK(5)([candidate, behaviours])
+  indices, _, valid = HammingTopK(5, kernel=kernel)([candidate, behaviours])
   assert indices.shape == (2, 5)
   np.testing.assert_array_equal(valid.numpy(), [[True] * 3 + [False] * 2] * 2)
   np.testing.assert_array_equal(indices.numpy()[:, 3:], 0)
 
-  indices, distances, valid = HammingTopK(2)([candidate, np.zeros((2, 0, 1), np.int64)])
+  indices, distances, valid = HammingTopK(2, kernel=kernel)([candidate, np.zeros((2, 0, 1), np.int64)])
   assert indices.shape == (2, 2) and not valid.numpy().any()
 
 
-def test_multiple_candidates_match_single():
+def test_multiple_candidates_match_single(kernel):
   rng = np.random.default_rng(2)
   candidates = random_codes(rng, (5, 4), 100)  # [B, C, W]
   behaviours = random_codes(rng, (5, 10), 100)
   mask = _masks(rng, 5, 10)
-  layer = HammingTopK(4)
+  layer = HammingTopK(4, kernel=kernel)
   multi = layer([candidates, behaviours], behaviour_mask=mask)
   assert multi[0].shape == (5, 4, 4)
   for c in range(4):
@@ -140,8 +147,8 @@ def test_multiple_candidates_match_single():
       np.testing.assert_array_equal(got.numpy()[:, c], want.numpy())
 
 
-def test_dynamic_length_in_graph_mode():
-  layer = HammingTopK(3)
+def test_dynamic_length_in_graph_mode(kernel):
+  layer = HammingTopK(3, kernel=kernel)
 
   @tf.function(input_signature=[
       tf.TensorSpec([None, 2], tf.int64), tf.TensorSpec([None, None, 2], tf.int64),
@@ -219,3 +226,16 @@ def test_gradients_reach_only_retrieved_embeddings():
       assert grad[item] > 0, item
     else:  # Behaviours not retrieved (and padding) get no gradient.
       assert grad[item] == 0, item
+
+
+@pytest.mark.parametrize("num_bits,length,k", [(8, 300, 48), (64, 1024, 48), (192, 257, 16)])
+def test_fused_equals_stock_on_large_inputs_with_many_ties(num_bits, length, k):
+  rng = np.random.default_rng(num_bits + length)
+  batch, candidates = 5, 40
+  behaviours = random_codes(rng, (batch, length), num_bits)
+  candidate = random_codes(rng, (batch, candidates), num_bits)
+  mask = _masks(rng, batch, length)
+  stock = HammingTopK(k, kernel="stock")([candidate, behaviours], behaviour_mask=mask)
+  fused = HammingTopK(k, kernel="fused")([candidate, behaviours], behaviour_mask=mask)
+  for a, b in zip(stock, fused):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -1,0 +1,1 @@
+"""Compiled TensorFlow kernels; see fused_ops.py."""
