@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from benchmarks import report
 from models import features
-from models.architectures.base import long_mask
+from models.architectures.base import attend_retrieved, long_mask
 from models.architectures.eta import EtaModel
 
 
@@ -57,13 +57,9 @@ def stage_times(model, inputs: Dict[str, tf.Tensor], **timing) -> Dict[str, floa
     gather = tf.function(lambda b, i: tf.gather(b, i, batch_dims=1))
     times["gather"] = _timed(gather, long, indices, **timing)
     retrieved = gather(long, indices)  # [1, C, k, D]
-    dim = candidates.shape[-1]
-    k = retrieved.shape[2]
-    attend = tf.function(lambda c, r, v: model.long_attention(
-        [tf.reshape(c, [-1, dim]), tf.reshape(r, [-1, k, dim])],
-        behaviour_mask=tf.reshape(v, [-1, k])))
+    attend = tf.function(lambda c, r, v: attend_retrieved(model.long_attention, c, r, v, False))
     times["long attention"] = _timed(attend, candidates, retrieved, valid, **timing)
-    parts.append(tf.reshape(attend(candidates, retrieved, valid), tf.shape(candidates)))
+    parts.append(attend(candidates, retrieved, valid))
   elif model.uses_long_sequence and hasattr(model, "long_attention"):
     attend = tf.function(lambda c, b, m: model.long_attention([c, b], behaviour_mask=m))
     times["long attention"] = _timed(attend, candidates, long, long_mask(x), **timing)

@@ -313,20 +313,42 @@ def _pipeline_config(args, work_dir: str):
                       trainer=TrainerConfig(train_steps=args.train_steps))
 
 
+def _transform_key(config) -> str:
+  """What the Transform output depends on: the source, the ingest and L, S, vocab settings."""
+  settings = {"source": dataclasses.asdict(config.source),
+              "ingest": dataclasses.asdict(config.ingest),
+              "transform": config.model.transform_settings()}
+  return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def _transform(config, args, work_dir: str):
-  """(transform graph dir, transformed examples dir): --pipeline-root's, or ours (cached)."""
+  """(transform graph dir, transformed examples dir): --pipeline-root's, or ours.
+
+  Ours is cached by a marker file: the pipeline's own cache does not help, as the
+  click-log ExampleGen executes again on every run and so does all that follows.
+  """
   from pipeline.compare import transform_outputs
   if args.pipeline_root:
     return transform_outputs(args.pipeline_root)
+  marker = os.path.join(work_dir, f"transform_{_transform_key(config)}.json")
+  if os.path.exists(marker):
+    with open(marker) as handle:
+      cached = json.load(handle)
+    if all(os.path.isdir(cached[name]) for name in ("graph_dir", "examples_dir")):
+      log.info("retrieval: Transform output from cache %s", marker)
+      return cached["graph_dir"], cached["examples_dir"]
   from pipeline.local_runner import run_local
   pipeline_root = os.path.join(work_dir, "pipeline")
-  log.info("retrieval: ingest + Transform under %s (cached across runs)", pipeline_root)
+  log.info("retrieval: ingest + Transform under %s (minutes; cached for re-runs)",
+           pipeline_root)
   started = time.time()
   run_local(config, pipeline_root, serving_dir=os.path.join(work_dir, "unused"),
             pipeline_name="eta_bench_retrieval", beam_pipeline_args=args.beam_args or None,
             through_transform=True)
   log.info("retrieval: Transform output ready in %.0fs", time.time() - started)
-  return transform_outputs(pipeline_root)
+  graph_dir, examples_dir = transform_outputs(pipeline_root)
+  report.write_json(marker, {"graph_dir": graph_dir, "examples_dir": examples_dir})
+  return graph_dir, examples_dir
 
 
 def _trained_table(config, graph_dir: str, examples_dir: str, work_dir: str):

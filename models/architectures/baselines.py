@@ -10,7 +10,8 @@
 import tensorflow as tf
 
 from models import features
-from models.architectures.base import CtrModel, gather_and_attend, long_mask
+from models.architectures.base import (CtrModel, attend_retrieved, long_mask,
+                                       retrieved_behaviours)
 from models.layers import SimHash
 
 
@@ -68,8 +69,8 @@ class SimHardModel(CtrModel):
 
   def long_interest(self, inputs, candidates, training):
     indices, valid = self.retrieve(inputs)
-    return gather_and_attend(self.long_attention, candidates, _long_behaviours(self, inputs),
-                             indices, valid, training)
+    return attend_retrieved(self.long_attention, candidates,
+                            retrieved_behaviours(self, inputs, indices), valid, training)
 
 
 class SdimModel(CtrModel):

@@ -9,7 +9,8 @@ the retrieved behaviours.
 import tensorflow as tf
 
 from models import features
-from models.architectures.base import CtrModel, gather_and_attend, long_mask
+from models.architectures.base import (CtrModel, attend_retrieved, long_mask,
+                                       retrieved_behaviours)
 from models.layers import HammingTopK, SimHash
 
 
@@ -43,8 +44,5 @@ class EtaModel(CtrModel):
 
   def long_interest(self, inputs, candidates, training):
     indices, _, valid = self.retrieve(inputs)
-    behaviours = self.behaviour_vectors(inputs[features.LONG_ITEMS],
-                                        inputs[features.LONG_CATEGORIES],
-                                        inputs[features.LONG_TIME_GAPS])
-    return gather_and_attend(self.long_attention, candidates, behaviours, indices, valid,
-                             training)
+    return attend_retrieved(self.long_attention, candidates,
+                            retrieved_behaviours(self, inputs, indices), valid, training)
