@@ -130,3 +130,13 @@ def test_smoke_run_writes_json_markdown_and_plot(tmp_path):
   assert all(0.0 <= row["recall_mean"] <= 1.0 for row in stored["rows"])
   assert (tmp_path / "retrieval.md").read_text().startswith("## Retrieval recall")
   assert (tmp_path / "retrieval.png").stat().st_size > 1000
+
+
+def test_transform_cache_key_follows_only_what_transform_reads():
+  import dataclasses
+  from eta_ctr.config import EtaConfig
+  base = EtaConfig.for_movielens()
+  same = base.replace(model=dataclasses.replace(base.model, top_k=48, hash_bits=256))
+  longer = base.replace(model=dataclasses.replace(base.model, long_seq_len=512))
+  assert rr._transform_key(same) == rr._transform_key(base)
+  assert rr._transform_key(longer) != rr._transform_key(base)

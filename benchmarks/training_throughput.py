@@ -11,10 +11,11 @@ lookups and their sparse gradients touch a realistic number of rows.
 
 Per (model, L): examples/s = batch / median step time over the timed steps
 (each step's time runs from one batch end to the next, input included); the
-worker's RSS just before fit; its peak RSS (ru_maxrss) during fit, the peak
-being reset to the current RSS just before fit so that set-up transients do not
-count; and training memory = peak - before. Writes DIR/train.json, DIR/train.md (ETA / din_long speed-up per L and
-the memory growth exponent) and DIR/train.png, DIR/train_memory.png.
+worker's RSS just before fit; its peak RSS (ru_maxrss) during fit, reset to the
+current RSS just before fit so that set-up transients do not count; training
+memory = peak - before (it includes tracing the train function, a constant).
+Writes DIR/train.json, DIR/train.md (speed-up over din_long per L, memory
+growth against L) and DIR/train.png, DIR/train_memory.png.
 """
 
 import argparse
@@ -240,7 +241,8 @@ def _markdown(rows, summary, settings, smoke) -> str:
   for row in failed:
     text.append(f"\n**{row['model']} L={row['history_length']} failed:** "
                 f"`{row['error'].strip().splitlines()[-1] if row['error'].strip() else '?'}`\n")
-  ratio_columns = sorted({key for entry in summary["speedups"] for key in entry} - {"history_length"})
+  ratio_columns = sorted({key for entry in summary["speedups"] for key in entry}
+                         - {"history_length"})
   if ratio_columns:
     text.append("\nSpeed-up in training examples/s over din_long (full attention over L):\n\n")
     text.append(report.markdown_table(summary["speedups"], ["history_length"] + ratio_columns,
@@ -400,7 +402,7 @@ def measure(model_name: str, length: int, batch_size: int, steps: int, warmup_st
       "examples_per_s_mean": batch_size * timed.size / float(np.sum(timed)),
       "examples_per_cpu_s": batch_size * timed.size / max(float(np.sum(timed_cpu)), 1e-9),
       "step_ms_p50": 1e3 * median, "step_ms_p90": 1e3 * float(np.percentile(timed, 90)),
-      "first_step_s": float(wall[0]),
+      "first_step_s": float(wall[0]), "first_step_cpu_s": float(cpu[0]),
       "rss_before_training_mb": rss_before, "peak_rss_mb": peak,
       "training_memory_mb": peak - rss_before, "setup_peak_rss_mb": setup_peak,
       "peak_reset": peak_reset,

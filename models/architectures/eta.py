@@ -34,12 +34,19 @@ class EtaModel(CtrModel):
     """[...] item indices -> [..., W] SimHash codes of their current embeddings."""
     if self.item_codes_table is not None:
       return tf.gather(self.item_codes_table, item_indices)
-    return self.simhash(self.item_embedding(item_indices))
+    # Each distinct item is hashed once: a batch of histories repeats items a
+    # lot, and hashing B * L embeddings is most of retrieval's cost in training.
+    distinct, position = tf.unique(tf.reshape(item_indices, [-1]))
+    codes = tf.gather(self.simhash(self.item_embedding(distinct)), position)
+    return tf.reshape(codes, tf.concat([tf.shape(item_indices), [self.simhash.num_words]], 0))
 
   def retrieve(self, inputs):
     """(indices, distances, valid), each [B, C, k]: the behaviours each candidate attends to."""
-    candidate_codes = self.item_codes(inputs[features.ITEM])       # [B, C, W]
-    behaviour_codes = self.item_codes(inputs[features.LONG_ITEMS])  # [B, L, W]
+    candidates, history = inputs[features.ITEM], inputs[features.LONG_ITEMS]
+    # One lookup for candidates and history together, so items in both hash once.
+    codes = self.item_codes(tf.concat([candidates, history], axis=1))  # [B, C + L, W]
+    n_candidates = tf.shape(candidates)[1]
+    candidate_codes, behaviour_codes = codes[:, :n_candidates], codes[:, n_candidates:]
     return self.top_k([candidate_codes, behaviour_codes], behaviour_mask=long_mask(inputs))
 
   def long_interest(self, inputs, candidates, training):

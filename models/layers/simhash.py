@@ -12,6 +12,7 @@ bits of the last word are always 0, so they never add to a Hamming distance.
 """
 
 import math
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -22,6 +23,7 @@ WORD_BITS = 64
 # 1 << i for i in 0..63 as int64; numpy wraps 1 << 63 to -2**63, which is the
 # int64 whose only set bit is bit 63.
 _POWERS_OF_TWO = np.left_shift(np.int64(1), np.arange(WORD_BITS, dtype=np.int64))
+_BYTE_POWERS = np.left_shift(np.uint8(1), np.arange(8, dtype=np.uint8))
 
 
 def num_words(num_bits: int) -> int:
@@ -40,15 +42,22 @@ def pack_bits(bits: tf.Tensor) -> tf.Tensor:
   if n is None:
     raise ValueError("pack_bits needs a static last dimension.")
   words = num_words(n)
-  bits = tf.cast(tf.cast(bits, tf.bool), tf.int64)
+  bits = tf.cast(tf.cast(bits, tf.bool), tf.uint8)
   pad = words * WORD_BITS - n
   if pad:
     paddings = [[0, 0]] * (bits.shape.rank - 1) + [[0, pad]]
     bits = tf.pad(bits, paddings)
-  bits = tf.reshape(bits, tf.concat([tf.shape(bits)[:-1], [words, WORD_BITS]], 0))
+  leading = tf.shape(bits)[:-1]
+  if sys.byteorder == "little":
+    # Bytes first, in uint8 (8x less memory traffic than int64 arithmetic), then
+    # reinterpret each 8 bytes as one little-endian int64: byte i holds bits 8i..8i+7.
+    grouped = tf.reshape(bits, tf.concat([leading, [words, 8, 8]], 0))
+    packed_bytes = tf.reduce_sum(grouped * tf.constant(_BYTE_POWERS), axis=-1)
+    return tf.bitcast(packed_bytes, tf.int64)
+  grouped = tf.reshape(tf.cast(bits, tf.int64), tf.concat([leading, [words, WORD_BITS]], 0))
   # Distinct powers of two, at most one of them -2**63: every partial sum stays
   # in int64 range, so the sum equals the bitwise OR and nothing overflows.
-  return tf.reduce_sum(bits * tf.constant(_POWERS_OF_TWO), axis=-1)
+  return tf.reduce_sum(grouped * tf.constant(_POWERS_OF_TWO), axis=-1)
 
 
 def unpack_bits(codes: tf.Tensor, num_bits: int) -> tf.Tensor:
