@@ -7,7 +7,9 @@ few distinct batches cycled from an in-memory tf.data pipeline, so reading input
 is not what is measured. Every history is full, L real behaviours, no padding
 (the worst case per L, and what dense [B, L] tensors cost anyway); items follow
 a Zipf-like (log-uniform) popularity over a --vocab catalogue, so embedding
-lookups and their sparse gradients touch a realistic number of rows.
+lookups and their sparse gradients touch a realistic number of rows, and items
+repeat within a batch as in real logs (ETA hashes each distinct item once per
+batch, so its speed depends on that).
 
 Per (model, L): examples/s = batch / median step time over the timed steps
 (each step's time runs from one batch end to the next, input included); the
