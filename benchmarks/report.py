@@ -141,7 +141,8 @@ def line_plot(path: str, series: Series, xlabel: str, ylabel: str, title: str,
 def machine_info() -> Dict:
   """What the numbers were measured on."""
   import platform
-  info = {"cpus": os.cpu_count(), "python": platform.python_version(),
+  usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  info = {"cpus": usable, "machine_cpus": os.cpu_count(), "python": platform.python_version(),
           "machine": platform.machine(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
   try:
     with open("/proc/cpuinfo") as handle:

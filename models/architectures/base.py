@@ -65,12 +65,14 @@ class CtrModel(tfrs.models.Model):
 
   def candidate_vectors(self, items: tf.Tensor, categories: tf.Tensor) -> tf.Tensor:
     """[B, C] indices -> [B, C, 2d] (item ++ category)."""
-    return tf.concat([self.item_embedding(items), self.category_embedding(categories)], -1)
+    with tf.name_scope(STAGE_EMBED):
+      return tf.concat([self.item_embedding(items), self.category_embedding(categories)], -1)
 
   def behaviour_vectors(self, items, categories, time_gaps) -> tf.Tensor:
     """[B, T] indices -> [B, T, 2d]: item ++ category, plus the time-gap embedding."""
-    return (tf.concat([self.item_embedding(items), self.category_embedding(categories)], -1)
-            + self.time_gap_embedding(time_gaps))
+    with tf.name_scope(STAGE_EMBED):
+      return (tf.concat([self.item_embedding(items), self.category_embedding(categories)], -1)
+              + self.time_gap_embedding(time_gaps))
 
   # -- the forward pass ------------------------------------------------------
 
@@ -85,7 +87,8 @@ class CtrModel(tfrs.models.Model):
     short_items = inputs[features.SHORT_ITEMS]
     short = self.behaviour_vectors(short_items, inputs[features.SHORT_CATEGORIES],
                                    inputs[features.SHORT_TIME_GAPS])
-    activity = self.activity_embedding(activity_bucket(inputs[features.LONG_LENGTH]))
+    with tf.name_scope(STAGE_EMBED):
+      activity = self.activity_embedding(activity_bucket(inputs[features.LONG_LENGTH]))
     parts = [candidates,
              tf.broadcast_to(activity[:, None, :], tf.concat([tf.shape(candidates)[:2],
                                                               [activity.shape[-1]]], 0)),
@@ -112,6 +115,11 @@ class CtrModel(tfrs.models.Model):
 
 
 ACTIVITY_BUCKETS = 16
+# Name scopes of the forward pass's stages (with the attention and MLP layers'
+# own names), so that a profile reads as embed / retrieval / gather / attention / mlp.
+STAGE_EMBED = "embed"
+STAGE_RETRIEVAL = "retrieval"
+STAGE_GATHER = "gather"
 
 
 def activity_bucket(lengths: tf.Tensor) -> tf.Tensor:
@@ -138,13 +146,15 @@ def retrieved_behaviours(model: CtrModel, inputs, indices: tf.Tensor) -> tf.Tens
   length = inputs[features.LONG_ITEMS].shape[1]
   if None not in (n_candidates, k, length) and n_candidates * k < length:
     def pick(name):
-      return tf.gather(inputs[name], indices, batch_dims=1)
+      with tf.name_scope(STAGE_GATHER):
+        return tf.gather(inputs[name], indices, batch_dims=1)
     return model.behaviour_vectors(pick(features.LONG_ITEMS), pick(features.LONG_CATEGORIES),
                                    pick(features.LONG_TIME_GAPS))
   behaviours = model.behaviour_vectors(inputs[features.LONG_ITEMS],
                                        inputs[features.LONG_CATEGORIES],
                                        inputs[features.LONG_TIME_GAPS])
-  return tf.gather(behaviours, indices, batch_dims=1)
+  with tf.name_scope(STAGE_GATHER):
+    return tf.gather(behaviours, indices, batch_dims=1)
 
 
 def attend_retrieved(attention, candidates, retrieved, valid, training):

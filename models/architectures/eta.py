@@ -9,7 +9,7 @@ the retrieved behaviours.
 import tensorflow as tf
 
 from models import features
-from models.architectures.base import (CtrModel, attend_retrieved, long_mask,
+from models.architectures.base import (STAGE_RETRIEVAL, CtrModel, attend_retrieved, long_mask,
                                        retrieved_behaviours)
 from models.layers import HammingTopK, SimHash
 
@@ -42,12 +42,13 @@ class EtaModel(CtrModel):
 
   def retrieve(self, inputs):
     """(indices, distances, valid), each [B, C, k]: the behaviours each candidate attends to."""
-    candidates, history = inputs[features.ITEM], inputs[features.LONG_ITEMS]
-    # One lookup for candidates and history together, so items in both hash once.
-    codes = self.item_codes(tf.concat([candidates, history], axis=1))  # [B, C + L, W]
-    n_candidates = tf.shape(candidates)[1]
-    candidate_codes, behaviour_codes = codes[:, :n_candidates], codes[:, n_candidates:]
-    return self.top_k([candidate_codes, behaviour_codes], behaviour_mask=long_mask(inputs))
+    with tf.name_scope(STAGE_RETRIEVAL):
+      candidates, history = inputs[features.ITEM], inputs[features.LONG_ITEMS]
+      # One lookup for candidates and history together, so items in both hash once.
+      codes = self.item_codes(tf.concat([candidates, history], axis=1))  # [B, C + L, W]
+      n_candidates = tf.shape(candidates)[1]
+      candidate_codes, behaviour_codes = codes[:, :n_candidates], codes[:, n_candidates:]
+      return self.top_k([candidate_codes, behaviour_codes], behaviour_mask=long_mask(inputs))
 
   def long_interest(self, inputs, candidates, training):
     indices, _, valid = self.retrieve(inputs)

@@ -132,23 +132,30 @@ class TargetAttention(keras.layers.Layer):
 
     Standard multi-head attention, computed in the order that suits few
     queries over long sequences: the query is mapped into the key input space
-    (q Wq Wk^T) and the weighted sum is taken over raw values before Wv, so no
-    [B, T, heads, head_dim] projection of the sequence is ever materialised.
-    The cost per candidate is O(T * D * heads) instead of O(T * D * heads * head_dim).
+    (q Wq_h Wk_h^T, one [Dq, H * Dk] matrix for all heads) and the weighted sum is
+    taken over raw values before Wv_h Wo (one [H * Dv, Dv] matrix), so no
+    [B, T, heads, head_dim] projection of the sequence is ever materialised and
+    the whole layer is four matrix products. The cost per candidate is
+    O(T * D * heads) instead of O(T * D * heads * head_dim).
     """
-    q = tf.einsum("bcd,dhk->bchk", query, self.query_kernel)
-    q_in_key_space = tf.einsum("bchk,ehk->bche", q, self.key_kernel)
-    logits = tf.einsum("bche,bte->bcht", q_in_key_space, keys)
-    logits /= tf.cast(self._head_dim, logits.dtype) ** 0.5
-    mask = mask[:, None, None, :]  # [B, 1, 1, T]
+    batch, n_queries = tf.shape(query)[0], tf.shape(query)[1]
+    heads, query_dim = self.num_heads, query.shape[-1]
+    key_dim, value_dim = keys.shape[-1], values.shape[-1]
+    scale = tf.cast(self._head_dim, query.dtype) ** -0.5
+    query_to_keys = tf.einsum("dhk,ehk->dhe", self.query_kernel, self.key_kernel) * scale
+    q = tf.matmul(tf.reshape(query, [-1, query_dim]),
+                  tf.reshape(query_to_keys, [query_dim, heads * key_dim]))
+    q = tf.reshape(q, [batch, n_queries * heads, key_dim])        # rows (query, head)
+    logits = tf.matmul(q, keys, transpose_b=True)                  # [B, C * H, T]
     # A finite floor rather than -inf: an all-masked row then softmaxes to a
-    # uniform row (not NaN), which the mask below zeroes.
-    logits = tf.where(mask, logits, tf.cast(logits.dtype.min, logits.dtype))
-    weights = tf.nn.softmax(logits, axis=-1) * tf.cast(mask, logits.dtype)
-    weights = self._dropout_layer(weights, training=training)
-    pooled = tf.einsum("bcht,bte->bche", weights, values)
-    heads = tf.einsum("bche,ehk->bchk", pooled, self.value_kernel)
-    return tf.einsum("bchk,hkd->bcd", heads, self.output_kernel)
+    # uniform row (not NaN), which call() zeroes; elsewhere masked weights are 0.
+    logits = tf.where(mask[:, None, :], logits, tf.cast(logits.dtype.min, logits.dtype))
+    weights = self._dropout_layer(tf.nn.softmax(logits, axis=-1), training=training)
+    pooled = tf.matmul(weights, values)                            # [B, C * H, Dv]
+    value_to_output = tf.einsum("ehk,hkd->hed", self.value_kernel, self.output_kernel)
+    outputs = tf.matmul(tf.reshape(pooled, [-1, heads * value_dim]),
+                        tf.reshape(value_to_output, [heads * value_dim, value_dim]))
+    return tf.reshape(outputs, [batch, n_queries, value_dim])
 
   def _din(self, query, keys, values, mask, training):
     """query [B, C, D], keys [B, T, D], values [B, T, Dv] -> [B, C, Dv]."""
