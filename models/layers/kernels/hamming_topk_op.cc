@@ -15,6 +15,7 @@
 //   distances        int32 [B, C, k]   0 in invalid slots
 //   valid            bool  [B, C, k]   false where fewer than k behaviours are valid
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -128,6 +129,8 @@ class EtaHammingTopKOp : public OpKernel {
       const int bins = max_distance + 2;
       std::vector<int32_t> histograms(4 * bins);
       int32_t* count = histograms.data();
+      int64_t mask_row = -1;
+      bool all_valid = false;
       for (int64_t row = begin; row < end; ++row) {
         const int64_t b = row / n_candidates;
         const int64_t* query = candidate_codes + row * words;
@@ -136,7 +139,26 @@ class EtaHammingTopKOp : public OpKernel {
         std::fill(histograms.begin(), histograms.end(), 0);
         // Pass 1: distances and their histogram; padding goes to an extra bin.
         const int padding = max_distance + 1;
-        if (words == 1) {
+        if (b != mask_row) {  // rows of one history are contiguous: check its mask once
+          mask_row = b;
+          all_valid = std::all_of(row_mask, row_mask + length, [](bool v) { return v; });
+        }
+        if (words == 1 && all_valid) {  // no padding (a `score` request): no branch per pair
+          const uint64_t q = static_cast<uint64_t>(query[0]);
+          int64_t j = 0;
+          for (; j + 4 <= length; j += 4) {
+            for (int lane = 0; lane < 4; ++lane) {
+              const int d = __builtin_popcountll(q ^ static_cast<uint64_t>(codes[j + lane]));
+              distance[j + lane] = static_cast<uint16_t>(d);
+              ++count[lane * bins + d];
+            }
+          }
+          for (; j < length; ++j) {
+            const int d = __builtin_popcountll(q ^ static_cast<uint64_t>(codes[j]));
+            distance[j] = static_cast<uint16_t>(d);
+            ++count[d];
+          }
+        } else if (words == 1) {
           const uint64_t q = static_cast<uint64_t>(query[0]);
           int64_t j = 0;
           for (; j + 4 <= length; j += 4) {
