@@ -8,12 +8,15 @@ and outputs are deleted once measured, unless --keep.
 """
 
 import argparse
+import contextlib
 import logging
 import math
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -68,6 +71,13 @@ def run(args) -> Dict:
   work_dir = (tempfile.mkdtemp(prefix="ingest_work_", dir=output) if own_work_dir
               else args.work_dir)
   timeout = args.timeout_min * 60 if getattr(args, "timeout_min", None) else None
+  with _sigterm_as_exit():
+    return _run_sizes(args, output, work_dir, own_work_dir, timeout)
+
+
+def _run_sizes(args, output: str, work_dir: str, own_work_dir: bool,
+               timeout: Optional[float]) -> Dict:
+  """One worker per size, smallest first; stops at the first failure."""
   rows: List[Dict] = []
   try:
     for events in _sizes(args):
@@ -90,6 +100,25 @@ def run(args) -> Dict:
   if getattr(args, "smoke", False) and any("error" in row for row in rows):
     raise RuntimeError(f"bench ingest failed: {rows[-1]['error']}")  # CI must notice
   return result
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit():
+  """SIGTERM raises SystemExit here, so subprocess.run kills the running worker and the
+  `finally` blocks delete the work directories (a killed run otherwise leaves a worker
+  of several GB and its log behind)."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def _exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+  previous = signal.signal(signal.SIGTERM, _exit)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
 
 def _measure(events: int, work_dir: str, args, timeout: Optional[float]) -> Dict:

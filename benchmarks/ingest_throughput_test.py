@@ -6,7 +6,12 @@ import gzip
 import json
 import math
 import os
+import signal
 import struct
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 
@@ -126,6 +131,24 @@ def test_a_failed_size_stops_larger_ones_and_keeps_earlier_results(tmp_path, mon
   monkeypatch.setattr(ingest_throughput.report, "run_worker", _fake_worker([], fail_at=2_000))
   with pytest.raises(RuntimeError, match="MemoryError"):
     ingest_throughput.run(_args(tmp_path))
+
+
+def test_sigterm_kills_the_worker_and_removes_the_work_dir(tmp_path, monkeypatch):
+  def run_worker(module, argv, timeout=None):
+    os.makedirs(dict(zip(argv[::2], argv[1::2]))["--work-dir"])
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    # Stands in for the worker process: 30 s unless the SIGTERM kills it.
+    subprocess.run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=timeout)
+    return {}
+
+  monkeypatch.setattr(ingest_throughput.report, "run_worker", run_worker)
+  handler = signal.getsignal(signal.SIGTERM)
+  started = time.monotonic()
+  with pytest.raises(SystemExit):
+    ingest_throughput.run(_args(tmp_path))
+  assert time.monotonic() - started < 15
+  assert os.listdir(tmp_path) == []  # the default work dir is gone
+  assert signal.getsignal(signal.SIGTERM) is handler
 
 
 def test_scaling_exponent_and_event_list():

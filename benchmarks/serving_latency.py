@@ -392,7 +392,7 @@ def _plots(result, output_dir: str) -> None:
     stages = ["embed", "retrieval", "gather", "short_attention", "long_attention", "mlp",
               "other ops", "outside ops"]
     labels = list(result["breakdown"])
-    figure, axes = plt.subplots(figsize=(8, 0.8 + 0.6 * len(labels)))
+    figure, axes = plt.subplots(figsize=(10, 1.2 + 0.6 * len(labels)))
     left = [0.0] * len(labels)
     for stage in stages:
       widths = [result["breakdown"][label].get(stage, 0.0) for label in labels]
@@ -403,7 +403,7 @@ def _plots(result, output_dir: str) -> None:
     length, count = result["settings"]["target"]
     axes.set_xlabel("ms per call: op time per stage (summed over threads) + dispatch")
     axes.set_title(f"Where the time goes, L={length}, B={count}, in process")
-    axes.legend(fontsize=8, loc="lower right")
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(os.path.join(output_dir, "serving_breakdown.png"), dpi=110)
     plt.close(figure)

@@ -126,6 +126,8 @@ def offset_power_exponent(xs: Sequence[float], ys: Sequence[float]) -> Optional[
     residual = float(np.sum((design @ coef - ys) ** 2))
     if residual < best:
       best, best_p = residual, float(p)
+  if best_p is None or not 0.1 < best_p < 3.0:
+    return None  # at a bound of the search: the points do not determine a growth law
   return round(best_p, 2)
 
 
