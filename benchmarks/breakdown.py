@@ -17,8 +17,10 @@ import tempfile
 from typing import Dict
 
 from benchmarks import report
+from models.architectures.base import STAGE_EMBED, STAGE_GATHER, STAGE_RETRIEVAL
 
-STAGES = ("embed", "retrieval", "gather", "short_attention", "long_attention", "mlp")
+# The model's stage scopes and its attention / MLP layers' names.
+STAGES = (STAGE_EMBED, STAGE_RETRIEVAL, STAGE_GATHER, "short_attention", "long_attention", "mlp")
 CALLS = 20
 
 

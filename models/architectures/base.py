@@ -15,6 +15,12 @@ from eta_ctr.config import ModelConfig
 from models import features
 from models.layers import TargetAttention
 
+# Name scopes of the forward pass's stages (with the attention and MLP layers'
+# own names), so that a profile reads as embed / retrieval / gather / attention / mlp.
+STAGE_EMBED = "embed"
+STAGE_RETRIEVAL = "retrieval"
+STAGE_GATHER = "gather"
+
 
 class CtrModel(tfrs.models.Model):
   """Base class; subclasses implement `long_interest`.
@@ -115,11 +121,6 @@ class CtrModel(tfrs.models.Model):
 
 
 ACTIVITY_BUCKETS = 16
-# Name scopes of the forward pass's stages (with the attention and MLP layers'
-# own names), so that a profile reads as embed / retrieval / gather / attention / mlp.
-STAGE_EMBED = "embed"
-STAGE_RETRIEVAL = "retrieval"
-STAGE_GATHER = "gather"
 
 
 def activity_bucket(lengths: tf.Tensor) -> tf.Tensor:
