@@ -61,7 +61,7 @@ def measure(history_length: int, candidates: int, k: int, **timing) -> Dict:
   behaviour_codes = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max,
                                  size=history_length, dtype=np.int64)
   pairs = candidates * history_length
-  threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  threads = report.usable_cpus()
   with tempfile.TemporaryDirectory() as work_dir:
     single = reference_ns_per_pair(candidate_codes.view(np.uint64),
                                    behaviour_codes.view(np.uint64), work_dir, **timing)

@@ -138,11 +138,17 @@ def line_plot(path: str, series: Series, xlabel: str, ylabel: str, title: str,
   return path
 
 
+def usable_cpus() -> int:
+  """CPUs this process may run on (its affinity, e.g. under taskset), not the machine's."""
+  if hasattr(os, "sched_getaffinity"):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
+
+
 def machine_info() -> Dict:
   """What the numbers were measured on."""
   import platform
-  usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  info = {"cpus": usable, "machine_cpus": os.cpu_count(), "python": platform.python_version(),
+  info = {"cpus": usable_cpus(), "machine_cpus": os.cpu_count(), "python": platform.python_version(),
           "machine": platform.machine(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
   try:
     with open("/proc/cpuinfo") as handle:

@@ -100,14 +100,18 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                                        request.model_spec.signature_name,
                                        _examples(request.input))
 
+  def _scored(self, request, response):
+    """Click probabilities of the request's examples; fills the response's model_spec."""
+    result = self._scores(request)
+    protos.fill_model_spec(response.model_spec, request.model_spec.name, result.version,
+                           result.signature_name)
+    return result.outputs[contract.PROBABILITIES].tolist()
+
   @_handled
   def Classify(self, request, context):
     """Two classes per example: "0" (no click) and "1" (click) with their probabilities."""
-    result = self._scores(request)
     response = classification_pb2.ClassificationResponse()
-    protos.fill_model_spec(response.model_spec, request.model_spec.name, result.version,
-                           result.signature_name)
-    for probability in result.outputs[contract.PROBABILITIES].tolist():
+    for probability in self._scored(request, response):
       classes = response.result.classifications.add().classes
       classes.add(label="0", score=1.0 - probability)
       classes.add(label="1", score=probability)
@@ -116,11 +120,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
   @_handled
   def Regress(self, request, context):
     """The click probability of each example as its regression value."""
-    result = self._scores(request)
     response = regression_pb2.RegressionResponse()
-    protos.fill_model_spec(response.model_spec, request.model_spec.name, result.version,
-                           result.signature_name)
-    for probability in result.outputs[contract.PROBABILITIES].tolist():
+    for probability in self._scored(request, response):
       response.result.regressions.add(value=probability)
     return response
 
