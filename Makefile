@@ -6,9 +6,6 @@ BIN := $(VENV)/bin
 OUT ?= out
 DATA ?= movielens-100k
 
-# tf.Transform and tensorflow-recommenders need Keras 2; this must be set before
-# Python starts (see shared/STACK_NOTES.md).
-export TF_USE_LEGACY_KERAS := 1
 export PYENV_VERSION := $(PYTHON_VERSION)
 
 .PHONY: venv run test test-unit test-e2e clean

@@ -8,10 +8,11 @@ setuptools.setup(
     description="TFX pipeline for CTR prediction over long user-behaviour sequences (ETA)",
     python_requires=">=3.9,<3.11",
     # The folders read like the data flow; each is a top-level package, as in
-    # the TFX templates.
+    # the TFX templates. kubeflow/ holds deployment assets, not Python: a
+    # `kubeflow` package would shadow the Kubeflow SDKs' namespace.
     packages=setuptools.find_packages(
         include=["eta_ctr*", "components*", "models*", "pipeline*", "serving*",
-                 "benchmarks*", "kubeflow*"]),
+                 "benchmarks*"]),
     # The fused retrieval kernel is compiled from source on first use.
     package_data={"models.layers.kernels": ["*.cc"], "benchmarks": ["*.c"]},
     install_requires=[
@@ -24,6 +25,7 @@ setuptools.setup(
         "matplotlib",
         "pandas",
         "pyarrow",
+        "tornado",
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["eta=eta_ctr.cli:main"]},

@@ -302,15 +302,14 @@ def read_queries(examples_dir: str, tft_output, max_queries: int, seed: int = 0)
 
 
 def _pipeline_config(args, work_dir: str):
-  from eta_ctr.cli import resolve_source
-  from eta_ctr.config import EtaConfig, TrainerConfig
+  from eta_ctr.config import EtaConfig, KERNEL_AUTO, TrainerConfig
+  from eta_ctr.flags import resolve_source
   if not hasattr(args, "seed"):
     args.seed = 42  # resolve_source reads it for --data synthetic
   source = resolve_source(args, work_dir)
-  base = EtaConfig.for_movielens() if source.format == "movielens" else EtaConfig()
-  model = dataclasses.replace(base.model, name="eta")
-  return base.replace(source=source, model=model,
-                      trainer=TrainerConfig(train_steps=args.train_steps))
+  base = EtaConfig.for_source(source)
+  model = dataclasses.replace(base.model, name="eta", retrieval_kernel=KERNEL_AUTO)
+  return base.replace(trainer=TrainerConfig(train_steps=args.train_steps), model=model)
 
 
 def _transform_key(config) -> str:

@@ -73,9 +73,8 @@ def _settings(args) -> Dict:
 
 def model_config(name: str, history_length: int, top_k: int, kernel: str = "auto"):
   from eta_ctr.config import ModelConfig
-  return ModelConfig(name=name, long_seq_len=history_length,
-                     short_seq_len=min(16, history_length), top_k=min(top_k, history_length),
-                     retrieval_kernel=kernel)
+  return ModelConfig(name=name, top_k=top_k, retrieval_kernel=kernel).replace_clamped(
+      long_seq_len=history_length)
 
 
 def build_model(config, vocab: int):

@@ -373,10 +373,9 @@ def measure(model_name: str, length: int, batch_size: int, steps: int, warmup_st
   from models import autograph_speedup
   from models.architectures.registry import build_model
 
-  # As the Trainer process has it (models/__init__ installs it too).
+  # As the Trainer process has it (models.trainer.train_model installs it too).
   autograph_installed = autograph_speedup.install()
-  config = ModelConfig(name=model_name, long_seq_len=length, short_seq_len=min(16, length),
-                       top_k=min(top_k, length))
+  config = ModelConfig(name=model_name, top_k=top_k).replace_clamped(long_seq_len=length)
   trainer = TrainerConfig(batch_size=batch_size)
   tf.keras.utils.set_random_seed(seed)
   arrays = synthetic_batches(length, config.short_seq_len, batch_size, distinct_batches, vocab,
@@ -430,6 +429,6 @@ def worker_main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-  # tensorflow_recommenders needs Keras 2; TensorFlow is not imported yet here.
-  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+  from eta_ctr import runtime  # pylint: disable=g-import-not-at-top
+  runtime.prepare()  # TensorFlow is not imported yet here
   sys.exit(worker_main(sys.argv[1:]))

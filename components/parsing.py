@@ -120,7 +120,7 @@ def event_from_fields(fields: Mapping[str, Any], raw: str) -> Event:
       raw=raw)
 
 
-def _split_csv_line(line: str, delimiter: str = ",") -> Sequence[str]:
+def split_csv_line(line: str, delimiter: str = ",") -> Sequence[str]:
   try:
     return next(csv.reader([line], delimiter=delimiter, strict=True))
   except (csv.Error, StopIteration) as error:
@@ -138,7 +138,7 @@ class CsvRowParser:
                        f"expected {list(events.REQUIRED_COLUMNS)} (+ optional category)")
 
   def __call__(self, line: str) -> Event:
-    values = _split_csv_line(line)
+    values = split_csv_line(line)
     if len(values) != len(self.header):
       raise RowError(events.MALFORMED_ROW,
                      f"{len(values)} columns where the header has {len(self.header)}")
@@ -224,7 +224,7 @@ class TaobaoRowParser:
   """A UserBehavior line: user,item,category,behavior,timestamp; every row is a positive."""
 
   def __call__(self, line: str) -> Event:
-    values = _split_csv_line(line)
+    values = split_csv_line(line)
     if len(values) != 5:
       raise RowError(events.MALFORMED_ROW, f"{len(values)} columns, expected 5")
     user, item, category, behavior, timestamp = values

@@ -1,7 +1,8 @@
-"""Click-log sources: which files a SourceConfig names, and how to read and parse them.
+"""Click-log sources: which files a SourceConfig names, and how Beam reads them.
 
-`read_raw_rows` gives a PCollection of raw records (text lines, or dicts for
-Parquet) and `make_parser` the matching row parser; both run on any Beam runner.
+The per-format facts (extensions, reader, parser) are rows of
+`components.formats.FORMATS`; this module applies them to a path. Both
+transforms run on any Beam runner.
 """
 
 import os
@@ -10,13 +11,8 @@ from typing import Callable, List
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from components import parsing
+from components import formats
 from eta_ctr.config import SourceConfig
-
-MOVIELENS_RATINGS = "u.data"
-MOVIELENS_ITEMS = "u.item"
-_EXTENSIONS = {"csv": (".csv", ".csv.gz"), "jsonl": (".jsonl", ".json", ".jsonl.gz"),
-               "parquet": (".parquet",), "taobao": (".csv", ".csv.gz")}
 
 
 def input_files(source: SourceConfig) -> List[str]:
@@ -24,52 +20,37 @@ def input_files(source: SourceConfig) -> List[str]:
 
   A directory contributes its files with the format's extension (all its files
   if none has one); hidden and `_`-prefixed files are skipped.
+
+  Raises:
+    ValueError: no path.
+    FileNotFoundError: nothing matches.
   """
+  fmt = formats.get(source.format)
   if not source.path:
     raise ValueError(f"no path given for the {source.format} click log")
-  if source.format == "movielens":
-    pattern = os.path.join(source.path, MOVIELENS_RATINGS)
-  elif os.path.isdir(source.path):
-    pattern = os.path.join(source.path, "*")
+  if fmt.directory_source:
+    pattern = os.path.join(source.path, fmt.rows_file)
+  elif _is_directory(source.path):
+    pattern = source.path.rstrip("/") + "/*"
   else:
     pattern = source.path
   files = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-  files = [f for f in files if not os.path.basename(f).startswith((".", "_"))]
-  whole_directory = os.path.isdir(source.path) or source.path.endswith("/*")
-  if whole_directory and source.format in _EXTENSIONS:
-    files = [f for f in files if f.endswith(_EXTENSIONS[source.format])] or files
+  whole_directory = pattern.endswith("/*") or source.path.endswith("/*")
+  files = formats.select_files(fmt, files) if whole_directory else [
+      f for f in files if not os.path.basename(f).startswith((".", "_"))]
   if not files:
     raise FileNotFoundError(f"no {source.format} click-log files match {pattern!r}")
   return files
 
 
-def _read_text(path: str, encoding: str = "utf-8") -> str:
-  with FileSystems.open(path) as handle:
-    return handle.read().decode(encoding)
-
-
-def _first_line(path: str) -> str:
-  with FileSystems.open(path) as handle:
-    return handle.readline().decode("utf-8-sig").rstrip("\r\n")
+def _is_directory(path: str) -> bool:
+  """A local directory, or a bucket "directory" written with a trailing '/'."""
+  return path.endswith("/") or os.path.isdir(path)
 
 
 def make_parser(source: SourceConfig) -> Callable:
-  """The row parser of the source's format (reads the CSV header or u.item once)."""
-  if source.format == "csv":
-    return parsing.CsvRowParser(
-        parsing._split_csv_line(_first_line(input_files(source)[0])))
-  if source.format == "jsonl":
-    return parsing.JsonLinesRowParser()
-  if source.format == "parquet":
-    return parsing.RecordRowParser()
-  if source.format == "taobao":
-    return parsing.TaobaoRowParser()
-  if source.format == "movielens":
-    items_path = os.path.join(source.path, MOVIELENS_ITEMS)
-    # u.item is Latin-1 (accented film titles).
-    return parsing.MovieLensRowParser(
-        parsing.movielens_item_genres(_read_text(items_path, "latin-1")))
-  raise ValueError(f"unknown format {source.format!r}")
+  """The row parser of the source's format (reads a CSV header or u.item once)."""
+  return formats.get(source.format).parser_factory(source.path, input_files(source))
 
 
 class ReadRawRows(beam.PTransform):
@@ -80,15 +61,4 @@ class ReadRawRows(beam.PTransform):
     self.source = source
 
   def expand(self, pipeline):
-    files = input_files(self.source)
-    if self.source.format == "parquet":
-      reads = [pipeline | f"Read[{i}]" >> beam.io.ReadFromParquet(path)
-               for i, path in enumerate(files)]
-      return reads | "MergeFiles" >> beam.Flatten()
-    skip_header = 1 if self.source.format == "csv" else 0
-    reads = [pipeline | f"Read[{i}]" >> beam.io.ReadFromText(
-        path, skip_header_lines=skip_header, strip_trailing_newlines=True)
-             for i, path in enumerate(files)]
-    lines = reads | "MergeFiles" >> beam.Flatten()
-    # Windows line ends: ReadFromText strips "\n" only.
-    return lines | "StripCR" >> beam.Map(lambda line: line[:-1] if line.endswith("\r") else line)
+    return formats.get(self.source.format).reader(pipeline, input_files(self.source))

@@ -146,32 +146,50 @@ def _user_rows(config, catalogue, item_quality, rng, user, mu, sigma, span):
     emitted += size
 
 
-def write(config: SynthConfig, path: str, fmt: str = "csv") -> int:
-  """Writes the log to `path` as csv, jsonl or parquet; returns the row count."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  log.info("synth: about %d users, %d events -> %s (%s)", config.expected_users, config.events, path, fmt)
-  rows = generate(config)
+def _write_csv(rows, path: str) -> int:
   count = 0
-  if fmt == "csv":
-    with open(path, "w", newline="") as handle:
-      writer = csv.writer(handle, lineterminator="\n")
-      writer.writerow(COLUMNS)
-      for row in rows:
-        writer.writerow(row)
-        count += 1
-  elif fmt == "jsonl":
-    with open(path, "w") as handle:
-      for row in rows:
-        handle.write(json.dumps(dict(zip(COLUMNS, row))) + "\n")
-        count += 1
-  elif fmt == "parquet":
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    columns = list(zip(*rows)) or [[]] * len(COLUMNS)
-    table = pa.table({name: list(values) for name, values in zip(COLUMNS, columns)})
-    pq.write_table(table, path)
-    count = table.num_rows
-  else:
-    raise ValueError(f"unknown format {fmt!r}; expected csv, jsonl or parquet")
+  with open(path, "w", newline="") as handle:
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+      writer.writerow(row)
+      count += 1
+  return count
+
+
+def _write_jsonl(rows, path: str) -> int:
+  count = 0
+  with open(path, "w") as handle:
+    for row in rows:
+      handle.write(json.dumps(dict(zip(COLUMNS, row))) + "\n")
+      count += 1
+  return count
+
+
+def _write_parquet(rows, path: str) -> int:
+  import pyarrow as pa  # pylint: disable=g-import-not-at-top
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  columns = list(zip(*rows)) or [[]] * len(COLUMNS)
+  table = pa.table({name: list(values) for name, values in zip(COLUMNS, columns)})
+  pq.write_table(table, path)
+  return table.num_rows
+
+
+# The generic-table formats of components.formats that synth writes.
+WRITERS = {"csv": _write_csv, "jsonl": _write_jsonl, "parquet": _write_parquet}
+
+
+def write(config: SynthConfig, path: str, fmt: str = "csv") -> int:
+  """Writes the log to `path` in one of WRITERS' formats; returns the row count.
+
+  Raises:
+    ValueError: an unknown format.
+  """
+  if fmt not in WRITERS:
+    raise ValueError(f"unknown format {fmt!r}; expected one of {tuple(WRITERS)}")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  log.info("synth: about %d users, %d events -> %s (%s)", config.expected_users,
+           config.events, path, fmt)
+  count = WRITERS[fmt](generate(config), path)
   log.info("synth: wrote %d rows", count)
   return count

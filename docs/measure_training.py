@@ -1,6 +1,6 @@
 """Steady-state training throughput on a pipeline's Transform output (docs/capacity_plan.md).
 
-  TF_USE_LEGACY_KERAS=1 python docs/measure_training.py PIPELINE_ROOT --long-seq-len L
+  python docs/measure_training.py PIPELINE_ROOT --long-seq-len L
       [--model eta] [--batch-size 256] [--steps 100]
 
 PIPELINE_ROOT is an `eta run --pipeline-root` on a non-MovieLens log, run with the
@@ -17,13 +17,8 @@ import json
 import os
 import time
 
-import tensorflow_transform as tft
-import tf_keras as keras
-
+from eta_ctr import runtime
 from eta_ctr.config import EtaConfig, ModelConfig, TrainerConfig
-from models import data
-from models.architectures.registry import build_model
-from models.trainer import vocabulary_sizes
 
 
 def _latest(pattern):
@@ -39,11 +34,17 @@ def main():
   parser.add_argument("--steps", type=int, default=100)
   parser.add_argument("--warmup-steps", type=int, default=10)
   args = parser.parse_args()
+  runtime.prepare()  # before TensorFlow is imported
+  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+  import tf_keras as keras  # pylint: disable=g-import-not-at-top
+  from models import autograph_speedup, data  # pylint: disable=g-import-not-at-top
+  from models.architectures.registry import build_model  # pylint: disable=g-import-not-at-top
+  from models.trainer import vocabulary_sizes  # pylint: disable=g-import-not-at-top
+  autograph_speedup.install()  # as the Trainer has it
   root = args.pipeline_root
   length = args.long_seq_len
-  # As eta_ctr.cli.config_from_args does for a non-MovieLens log.
-  config = EtaConfig(model=ModelConfig(name=args.model, long_seq_len=length,
-                                       short_seq_len=min(16, length), top_k=min(48, length)),
+  # As eta_ctr.flags.config_from_args does for a non-MovieLens log.
+  config = EtaConfig(model=ModelConfig(name=args.model).replace_clamped(long_seq_len=length),
                      trainer=TrainerConfig(batch_size=args.batch_size))
   transform_dir = _latest(os.path.join(root, "Transform", "transform_graph", "*"))
   examples_dir = _latest(os.path.join(root, "Transform", "transformed_examples", "*"))

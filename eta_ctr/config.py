@@ -11,7 +11,11 @@ import dataclasses
 import json
 from typing import Any, Dict, Optional, Tuple
 
-FORMATS = ("csv", "jsonl", "parquet", "movielens", "taobao")
+from components.formats import FORMAT_NAMES, get as get_format
+
+# The key under which the config travels in TFX exec properties and custom_config.
+ETA_CONFIG_KEY = "eta_config"
+
 SPLIT_MODES = ("per_user", "global_time")
 
 
@@ -20,17 +24,17 @@ class SourceConfig:
   """Where the click log is and how to read it.
 
   Attributes:
-    format: one of FORMATS. `csv`, `jsonl` and `parquet` are the generic table
-      (columns user_id, item_id, [category], timestamp, label); `movielens` reads
-      `u.data` + `u.item`; `taobao` reads the UserBehavior CSV.
+    format: one of components.formats.FORMAT_NAMES. `csv`, `jsonl` and
+      `parquet` are the generic table (columns user_id, item_id, [category],
+      timestamp, label); `movielens` reads `u.data` + `u.item`; `taobao` reads
+      the UserBehavior CSV.
     path: a file, a directory, or a glob. For `movielens` the ml-100k directory.
   """
   format: str = "movielens"
   path: str = ""
 
   def __post_init__(self):
-    if self.format not in FORMATS:
-      raise ValueError(f"unknown format {self.format!r}; expected one of {FORMATS}")
+    get_format(self.format)  # raises ValueError naming the known formats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,10 +74,19 @@ class IngestConfig:
       raise ValueError("negatives_per_positive must be >= 0")
 
 
-MODEL_NAMES = ("eta", "avg_pool", "din", "din_long", "sim_hard", "sdim")
+# The architectures (models/architectures/registry.py maps each to its class);
+# the baselines first, ETA last.
+MODEL_NAMES = ("avg_pool", "din", "din_long", "sim_hard", "sdim", "eta")
+DEFAULT_MODEL = "eta"
 ATTENTION_TYPES = ("dot", "din")
-RETRIEVAL_KERNELS = ("auto", "fused", "stock")
-DISTRIBUTIONS = ("auto", "default", "mirrored", "multi_worker")
+# ETA's Hamming top-k kernels (models/layers/hamming_topk.py).
+KERNEL_AUTO, KERNEL_FUSED, KERNEL_STOCK = "auto", "fused", "stock"
+RETRIEVAL_KERNELS = (KERNEL_AUTO, KERNEL_FUSED, KERNEL_STOCK)
+# tf.distribute strategies (models/distribution.py).
+DISTRIBUTION_AUTO, DISTRIBUTION_DEFAULT = "auto", "default"
+DISTRIBUTION_MIRRORED, DISTRIBUTION_MULTI_WORKER = "mirrored", "multi_worker"
+DISTRIBUTIONS = (DISTRIBUTION_AUTO, DISTRIBUTION_DEFAULT, DISTRIBUTION_MIRRORED,
+                 DISTRIBUTION_MULTI_WORKER)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +119,7 @@ class ModelConfig:
       built-in server loads it; stock tensorflow_model_server cannot); `stock`
       never uses it. All three give identical results.
   """
-  name: str = "eta"
+  name: str = DEFAULT_MODEL
   long_seq_len: int = 1024
   short_seq_len: int = 16
   top_k: int = 48
@@ -123,7 +136,7 @@ class ModelConfig:
   num_oov_buckets: int = 1
   vocab_min_frequency: int = 1
   seed: int = 7
-  retrieval_kernel: str = "auto"
+  retrieval_kernel: str = KERNEL_AUTO
 
   def __post_init__(self):
     if self.name not in MODEL_NAMES:
@@ -152,6 +165,21 @@ class ModelConfig:
   def from_transform_settings(cls, settings: Dict[str, Any]) -> "ModelConfig":
     return cls(top_k=1, **settings)
 
+  def replace_clamped(self, **changes) -> "ModelConfig":
+    """`dataclasses.replace`, with k and S clamped to the (new) L unless given.
+
+    A default k or S above L would make retrieval select everything (or be
+    invalid); one the caller names explicitly is kept and validated as is.
+
+    Raises:
+      ValueError: the result is invalid (e.g. an explicit top_k > long_seq_len).
+    """
+    long_seq_len = changes.get("long_seq_len", self.long_seq_len)
+    for name in ("top_k", "short_seq_len"):
+      if name not in changes:
+        changes[name] = min(getattr(self, name), long_seq_len)
+    return dataclasses.replace(self, **changes)
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig:
@@ -170,11 +198,30 @@ class TrainerConfig:
   train_steps: int = 2000
   eval_steps: Optional[int] = None
   shuffle_buffer: int = 10_000
-  distribution: str = "auto"
+  distribution: str = DISTRIBUTION_AUTO
 
   def __post_init__(self):
     if self.distribution not in DISTRIBUTIONS:
       raise ValueError(f"unknown distribution {self.distribution!r}; expected {DISTRIBUTIONS}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+  """Blessing: when the Evaluator lets the Pusher push a model (TFMA thresholds).
+
+  Attributes:
+    auc_floor: the eval AUC a model needs at least.
+    max_auc_regression: the largest AUC drop allowed against the last blessed
+      model (absolute, e.g. 0.01).
+  """
+  auc_floor: float = 0.6
+  max_auc_regression: float = 0.01
+
+  def __post_init__(self):
+    if not 0.0 <= self.auc_floor <= 1.0:
+      raise ValueError("auc_floor must be in [0, 1]")
+    if self.max_auc_regression < 0:
+      raise ValueError("max_auc_regression must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +231,7 @@ class EtaConfig:
   ingest: IngestConfig = dataclasses.field(default_factory=IngestConfig)
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+  evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
 
   def to_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
@@ -208,10 +256,17 @@ class EtaConfig:
     return cls.from_dict(json.loads(text))
 
   @classmethod
+  def for_source(cls, source: SourceConfig, **sections) -> "EtaConfig":
+    """The default settings for a click log, with its format's model defaults
+    (components.formats; e.g. L = 256, S = 16, k = 16 for MovieLens-100k, whose
+    histories have a median of 65 and a maximum of 737)."""
+    model = ModelConfig(**get_format(source.format).model_defaults)
+    return cls(source=source, model=model).replace(**sections)
+
+  @classmethod
   def for_movielens(cls, **sections) -> "EtaConfig":
-    """The settings that suit MovieLens-100k (histories: median 65, max 737)."""
-    base = cls(model=ModelConfig(long_seq_len=256, short_seq_len=16, top_k=16))
-    return base.replace(**sections)
+    """The settings that suit MovieLens-100k (see for_source)."""
+    return cls.for_source(SourceConfig(format="movielens"), **sections)
 
   def ingest_only(self) -> "EtaConfig":
     """Just the sections the ingest reads, so model changes keep its cache."""

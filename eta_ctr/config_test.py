@@ -36,3 +36,36 @@ def test_cache_relevant_sections():
   assert config.model.transform_settings() == other_model.transform_settings()
   rebuilt = ModelConfig.from_transform_settings(other_model.transform_settings())
   assert rebuilt.transform_settings() == other_model.transform_settings()
+
+
+def test_default_k_and_s_are_clamped_to_l_but_explicit_ones_are_kept():
+  from eta_ctr.config import ModelConfig
+  model = ModelConfig(top_k=48, short_seq_len=16)
+  short = model.replace_clamped(long_seq_len=8)
+  assert (short.long_seq_len, short.top_k, short.short_seq_len) == (8, 8, 8)
+  assert model.replace_clamped(long_seq_len=64) == ModelConfig(long_seq_len=64)
+  assert model.replace_clamped(long_seq_len=8, top_k=4).top_k == 4
+  with pytest.raises(ValueError, match="top_k"):
+    model.replace_clamped(long_seq_len=8, top_k=16)  # explicit and invalid: an error
+
+
+def test_evaluation_section_round_trips_and_validates():
+  from eta_ctr.config import EvaluationConfig
+  config = EtaConfig(evaluation=EvaluationConfig(auc_floor=0.55, max_auc_regression=0.02))
+  assert EtaConfig.from_json(config.to_json()).evaluation == config.evaluation
+  assert EtaConfig().evaluation == EvaluationConfig(auc_floor=0.6, max_auc_regression=0.01)
+  with pytest.raises(ValueError):
+    EvaluationConfig(auc_floor=1.5)
+  with pytest.raises(ValueError):
+    EvaluationConfig(max_auc_regression=-0.1)
+
+
+def test_for_source_applies_the_format_model_defaults():
+  from components import formats
+  movielens = EtaConfig.for_source(SourceConfig(format="movielens", path="/d"))
+  assert movielens.source.path == "/d"
+  for name, value in formats.get("movielens").model_defaults.items():
+    assert getattr(movielens.model, name) == value
+  assert EtaConfig.for_movielens().model == movielens.model
+  assert EtaConfig.for_source(SourceConfig(format="csv", path="x.csv")).model == (
+      EtaConfig().model)

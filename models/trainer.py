@@ -11,8 +11,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from eta_ctr.config import EtaConfig
-from models import data, distribution, features
+from eta_ctr import runtime
+from eta_ctr.config import ETA_CONFIG_KEY, EtaConfig
+from models import autograph_speedup, data, distribution, features
 from models.architectures.base import CtrModel
 from models.architectures.registry import build_model
 from models.export import export_serving_model
@@ -30,7 +31,13 @@ def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput, config: EtaConf
 
 def train_model(config: EtaConfig, transform_output_dir: str, train_files, eval_files,
                 log_dir: Optional[str] = None, strategy=None) -> Tuple[CtrModel, Dict[str, float]]:
-  """Trains config.model.name on transformed examples; returns (model, eval metrics)."""
+  """Trains config.model.name on transformed examples; returns (model, eval metrics).
+
+  Raises:
+    eta_ctr.runtime.KerasVersionError: tf.keras is Keras 3 in this process.
+  """
+  runtime.require_legacy_keras()
+  autograph_speedup.install()  # before the first trace of a tf_keras function
   strategy = strategy or distribution.strategy_from_environment(config.trainer.distribution)
   tf.keras.utils.set_random_seed(config.model.seed)
   tf_transform_output = tft.TFTransformOutput(transform_output_dir)
@@ -82,8 +89,9 @@ def _file_count(patterns) -> int:
 
 
 def run_fn(fn_args):
-  """TFX Trainer: fn_args.custom_config carries {'eta_config': json}."""
-  config = EtaConfig.from_json(fn_args.custom_config["eta_config"])
+  """TFX Trainer: fn_args.custom_config carries {ETA_CONFIG_KEY: EtaConfig JSON}."""
+  runtime.require_legacy_keras()
+  config = EtaConfig.from_json(fn_args.custom_config[ETA_CONFIG_KEY])
   # Before any TF op: a multi-worker strategy configures collectives at start-up.
   strategy = distribution.strategy_from_environment(config.trainer.distribution)
   config = config.replace(trainer=_with_steps(config.trainer, fn_args))

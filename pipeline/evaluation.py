@@ -3,20 +3,23 @@
 import tensorflow_model_analysis as tfma
 
 from components import events
-from models.export import PROBABILITIES
+from eta_ctr.config import EvaluationConfig
+from models import signatures
 
 
-def make_eval_config(auc_floor: float, max_auc_regression: float) -> tfma.EvalConfig:
-  """AUC, logloss, calibration and example count; blessing needs AUC >= auc_floor and
-  no drop of more than max_auc_regression against the last blessed model."""
+def make_eval_config(evaluation: EvaluationConfig) -> tfma.EvalConfig:
+  """AUC, GAUC, logloss, calibration and example count; blessing needs
+  AUC >= evaluation.auc_floor and no drop of more than
+  evaluation.max_auc_regression against the last blessed model."""
   auc_threshold = tfma.MetricThreshold(
-      value_threshold=tfma.GenericValueThreshold(lower_bound={"value": auc_floor}),
+      value_threshold=tfma.GenericValueThreshold(lower_bound={"value": evaluation.auc_floor}),
       change_threshold=tfma.GenericChangeThreshold(
           direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-          absolute={"value": -max_auc_regression}))
+          absolute={"value": -evaluation.max_auc_regression}))
   return tfma.EvalConfig(
-      model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key=events.LABEL,
-                                  prediction_key=PROBABILITIES,
+      model_specs=[tfma.ModelSpec(signature_name=signatures.DEFAULT_SIGNATURE,
+                                  label_key=events.LABEL,
+                                  prediction_key=signatures.PROBABILITIES,
                                   model_type=tfma.TF_GENERIC)],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name="ExampleCount"),

@@ -14,7 +14,7 @@ from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2  # noqa: F401  (keeps proto registry loaded)
 
 from components.example_gen import ClickLogExampleGen
-from eta_ctr.config import EtaConfig
+from eta_ctr.config import ETA_CONFIG_KEY, EtaConfig
 from models.preprocessing import transform_custom_config
 from pipeline.evaluation import make_eval_config
 
@@ -42,17 +42,20 @@ def data_components(config: EtaConfig):
 def create_pipeline(config: EtaConfig, pipeline_name: str, pipeline_root: str,
                     serving_dir: str, metadata_connection_config=None,
                     beam_pipeline_args: Optional[List[str]] = None,
-                    auc_floor: float = 0.5, max_auc_regression: float = 0.01,
                     enable_cache: bool = True,
                     through_transform: bool = False) -> tfx.dsl.Pipeline:
-  """The pipeline; `through_transform` stops after Transform (for `eta compare`)."""
-  custom_config = {"eta_config": config.to_json()}
+  """The pipeline; `through_transform` stops after Transform (for `eta compare`).
+
+  Blessing follows `config.evaluation`; every component reads its settings from
+  `config` (the Trainer gets it whole in custom_config[ETA_CONFIG_KEY]).
+  """
+  custom_config = {ETA_CONFIG_KEY: config.to_json()}
   example_gen, statistics_gen, schema_gen, example_validator, transform = (
       data_components(config))
   components = [example_gen, statistics_gen, schema_gen, example_validator, transform]
   if not through_transform:
     components += _model_components(config, custom_config, example_gen, schema_gen,
-                                    transform, serving_dir, auc_floor, max_auc_regression)
+                                    transform, serving_dir)
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,
       enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
@@ -60,7 +63,7 @@ def create_pipeline(config: EtaConfig, pipeline_name: str, pipeline_root: str,
 
 
 def _model_components(config, custom_config, example_gen, schema_gen, transform,
-                      serving_dir, auc_floor, max_auc_regression):
+                      serving_dir):
   """Trainer -> latest blessed model -> Evaluator -> Pusher."""
   trainer = tfx.components.Trainer(
       run_fn=RUN_FN,
@@ -78,7 +81,7 @@ def _model_components(config, custom_config, example_gen, schema_gen, transform,
   evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
       baseline_model=model_resolver.outputs["model"],
-      eval_config=make_eval_config(auc_floor, max_auc_regression))
+      eval_config=make_eval_config(config.evaluation))
   pusher = tfx.components.Pusher(
       model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
       push_destination=tfx.proto.PushDestination(

@@ -16,7 +16,10 @@ pytestmark = pytest.mark.e2e
 
 
 def _eta_run(args):
-  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONUNBUFFERED="1")
+  """`eta ARGS` in its own process, as a user would type it: without
+  TF_USE_LEGACY_KERAS in the environment (eta_ctr.runtime sets it)."""
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  env.pop("TF_USE_LEGACY_KERAS", None)
   return subprocess.Popen([sys.executable, "-m", "eta_ctr.cli", *args], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -44,7 +47,8 @@ def test_killed_run_resumes_to_completion(tmp_path):
   assert process.returncode == -signal.SIGKILL
   assert not os.path.exists(serving) or not os.listdir(serving)
 
-  resumed = _eta_run(args)
+  # -v: the command line never reaches TFX's absl flag parsing (-v = --verbosity).
+  resumed = _eta_run(["-v", *args])
   output, _ = resumed.communicate(timeout=600)
   assert resumed.returncode == 0, output
   assert "ClickLogExampleGen reused from cache" in output  # finished before the kill

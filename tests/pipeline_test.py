@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 from tfx.orchestration import metadata
 
-from components import example_io, synth
-from eta_ctr import cli
+from components import example_io
+from eta_ctr import cli, flags
 from eta_ctr.config import EtaConfig
 from models import features
 from models.export import export_serving_model
@@ -20,22 +20,13 @@ from pipeline.pipeline import COMPONENT_IDS
 
 pytestmark = pytest.mark.e2e
 
-MODEL_FLAGS = ["--long-seq-len", "64", "--short-seq-len", "8", "--top-k", "8",
-               "--embedding-dim", "16", "--train-steps", "150", "--batch-size", "128"]
+AUC_FLOOR = ["--auc-floor", "0.5"]
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-  root = tmp_path_factory.mktemp("pipeline")
-  log_path = str(root / "data" / "log.csv")
-  synth.write(synth.SynthConfig(events=6000, mean_events_per_user=150, items=500,
-                                categories=20, seed=3), log_path)
-  paths = {"root": root, "log": log_path, "pipeline_root": str(root / "pipeline"),
-           "serving": str(root / "serving")}
-  paths["args"] = ["run", "--data", log_path, "--pipeline-root", paths["pipeline_root"],
-                   "--serving-dir", paths["serving"], *MODEL_FLAGS]
-  assert cli.main(paths["args"] + ["--auc-floor", "0.5"]) == 0
-  return paths
+@pytest.fixture
+def run(pipeline_run):
+  """The session's pipeline run (tests/conftest.py)."""
+  return pipeline_run
 
 
 def _store(run):
@@ -84,7 +75,7 @@ def test_export_equals_in_process_model_and_score_equals_serving_default(run, tm
     transform_graph = store.get_artifacts_by_type("TransformGraph")[-1].uri
     transformed = [a for a in store.get_artifacts_by_type("Examples")
                    if "rows_read" not in a.custom_properties][-1].uri
-  config = cli.config_from_args(cli.build_parser().parse_args(
+  config = flags.config_from_args(cli.build_parser().parse_args(
       run["args"] + ["--model", model_name, "--train-steps", "30"]),
       source=EtaConfig().source)
   model, _ = train_model(config, transform_graph, os.path.join(transformed, "Split-train", "*"),
@@ -135,7 +126,7 @@ def test_export_equals_in_process_model_and_score_equals_serving_default(run, tm
 
 
 def test_second_run_hits_the_cache(run, capsys):
-  assert cli.main(run["args"] + ["--auc-floor", "0.5"]) == 0
+  assert cli.main(run["args"] + AUC_FLOOR) == 0
   err = capsys.readouterr().err
   for component in ("ClickLogExampleGen", "Transform", "Trainer"):
     assert f"{component} reused from cache" in err

@@ -4,7 +4,6 @@ version pushed non-atomically under load is picked up with no failed request;
 malformed requests get their status codes; SIGTERM stops the server cleanly."""
 
 import base64
-import glob
 import json
 import os
 import queue
@@ -22,9 +21,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
                                      model_service_pb2_grpc, prediction_service_pb2_grpc)
 
-from eta_ctr import cli
 from serving import cli as serving_cli
-from models import signatures as contract
+from models import signatures
 from serving import protos, requests
 from serving.testing import bad_requests, outputs, rest_call, start_server
 
@@ -32,24 +30,14 @@ pytestmark = [pytest.mark.e2e,
               pytest.mark.filterwarnings("ignore:Unexpected end-group tag")]
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL_FLAGS = ["--long-seq-len", "64", "--short-seq-len", "8", "--top-k", "8",
-               "--embedding-dim", "16", "--train-steps", "100", "--auc-floor", "0.5"]
 
 
 @pytest.fixture(scope="module")
-def pushed(tmp_path_factory):
-  """The pipeline's pushed version directory and some raw eval tf.Examples."""
-  root = tmp_path_factory.mktemp("serving_e2e")
-  log_path = str(root / "log.csv")
-  assert cli.main(["synth", "--events", "4000", "--output", log_path]) == 0
-  assert cli.main(["run", "--data", log_path, "--pipeline-root", str(root / "pipeline"),
-                   "--serving-dir", str(root / "serving"), *MODEL_FLAGS]) == 0
-  (version_dir,) = glob.glob(str(root / "serving" / "*"))
-  (eval_file,) = glob.glob(str(root / "pipeline" / "ClickLogExampleGen" / "examples" / "*" /
-                               "Split-eval" / "*.gz"))
-  examples = requests.read_examples(eval_file, limit=256)
-  return {"version_dir": version_dir, "version": int(os.path.basename(version_dir)),
-          "eval_file": eval_file, "examples": examples}
+def pushed(pipeline_run):
+  """The session pipeline's first pushed version directory and some raw eval tf.Examples."""
+  return {"version_dir": pipeline_run["first_version_dir"],
+          "version": pipeline_run["version"], "eval_file": pipeline_run["eval_file"],
+          "examples": requests.read_examples(pipeline_run["eval_file"], limit=256)}
 
 
 def _serving_dir(root, pushed) -> str:
@@ -84,7 +72,7 @@ def _query(pushed, candidates=8) -> requests.ScoreQuery:
   """A user's history from the first eval example that has one; eval items as candidates."""
   examples = pushed["examples"]
   start = next(i for i, e in enumerate(examples)
-               if len(e.features.feature[contract.HIST_ITEM_IDS].bytes_list.value) > 3)
+               if len(e.features.feature[signatures.HIST_ITEM_IDS].bytes_list.value) > 3)
   return requests.query_from_examples(examples[start:start + candidates])
 
 
@@ -92,7 +80,7 @@ def test_predict_on_both_signatures_equals_the_in_process_savedmodel(pushed, stu
   model = tf.saved_model.load(pushed["version_dir"])
   serialized = [e.SerializeToString() for e in pushed["examples"][:64]]
   response = stub.Predict(requests.predict_request(
-      "eta", "", {contract.EXAMPLES: np.array(serialized, dtype=object)}))
+      "eta", "", {signatures.EXAMPLES: np.array(serialized, dtype=object)}))
   assert response.model_spec.version.value == pushed["version"]
   expected = model.signatures["serving_default"](examples=tf.constant(serialized))
   np.testing.assert_allclose(outputs(response)["probabilities"],
@@ -118,14 +106,14 @@ def test_status_metadata_and_rest_forms_equal_grpc(pushed, server, stub):
   assert (status.version, status.state) == (pushed["version"], status.AVAILABLE)
   request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
   request.model_spec.name = "eta"
-  signatures = protos.unpack_signature_defs(stub.GetModelMetadata(request)).signature_def
-  assert {"serving_default", "score"} <= set(signatures)
-  assert set(signatures["score"].outputs) == {
+  signature_defs = protos.unpack_signature_defs(stub.GetModelMetadata(request)).signature_def
+  assert {"serving_default", "score"} <= set(signature_defs)
+  assert set(signature_defs["score"].outputs) == {
       "probabilities", "retrieved_positions", "retrieved_distances"}
 
   serialized = [e.SerializeToString() for e in pushed["examples"][:16]]
   via_grpc = outputs(stub.Predict(requests.predict_request(
-      "eta", "", {contract.EXAMPLES: np.array(serialized, dtype=object)})))["probabilities"]
+      "eta", "", {signatures.EXAMPLES: np.array(serialized, dtype=object)})))["probabilities"]
   b64 = [{"b64": base64.b64encode(s).decode()} for s in serialized]
   status, rows = rest_call(server, "POST", "/v1/models/eta:predict", {"instances": b64})
   assert status == 200
@@ -221,12 +209,12 @@ def test_malformed_requests_get_their_codes_and_serving_goes_on(pushed, server, 
         what, caught.value.details())
   many = np.array([b"i"] * 2049, dtype=object)
   inputs = requests.score_inputs(_query(pushed))
-  inputs.update({contract.ITEM_IDS: many, contract.CATEGORIES: many})
+  inputs.update({signatures.ITEM_IDS: many, signatures.CATEGORIES: many})
   with pytest.raises(grpc.RpcError, match="--max-candidates"):
     stub.Predict(requests.predict_request("eta", "score", inputs), timeout=30)
   unknown = requests.score_inputs(_query(pushed))
-  unknown[contract.ITEM_IDS] = np.array([b"never-seen-item"] * len(unknown[contract.ITEM_IDS]),
-                                        dtype=object)
+  unknown[signatures.ITEM_IDS] = np.array(
+      [b"never-seen-item"] * len(unknown[signatures.ITEM_IDS]), dtype=object)
   probabilities = outputs(stub.Predict(requests.predict_request("eta", "score", unknown)))
   assert np.isfinite(probabilities["probabilities"]).all()   # OOV ids are scored, not refused
   assert server.manager.current_version == pushed["version"]

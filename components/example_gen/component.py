@@ -17,10 +17,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
+from components import formats
 from components.example_gen import executor
-from eta_ctr.config import EtaConfig
-
-ETA_CONFIG_KEY = "eta_config"
+from eta_ctr.config import ETA_CONFIG_KEY, EtaConfig
 
 
 class ClickLogExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
@@ -33,10 +32,11 @@ class ClickLogExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
 
 def _input_base_and_pattern(path: str, fmt: str):
   """Splits a source path into the driver's input_base and file pattern."""
-  if fmt == "movielens":
-    return path, "u.*"  # u.data and u.item both decide the cache key
+  click_log_format = formats.get(fmt)
+  if click_log_format.directory_source:  # e.g. MovieLens: u.data and u.item decide the cache
+    return path, click_log_format.input_pattern
   if os.path.isdir(path) or path.endswith("/"):  # a local or bucket directory
-    return path.rstrip("/"), "*"
+    return path.rstrip("/"), click_log_format.input_pattern
   return os.path.dirname(path) or ".", os.path.basename(path)
 
 

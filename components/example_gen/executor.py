@@ -13,8 +13,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components import events, ingest, report
-from eta_ctr.config import EtaConfig
+from components import events, formats, ingest, report
+from eta_ctr.config import ETA_CONFIG_KEY, EtaConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
     self._log_startup(input_dict, output_dict, exec_properties)
-    config = EtaConfig.from_json(exec_properties["eta_config"])
+    config = EtaConfig.from_json(exec_properties[ETA_CONFIG_KEY])
     # The driver resolved input_base (and the span); read from there.
     config = config.replace(source=dataclasses.replace(
         config.source, path=_resolved_source_path(config, exec_properties)))
@@ -59,7 +59,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
 def _resolved_source_path(config: EtaConfig, exec_properties: Dict[str, Any]) -> str:
   base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-  if config.source.format == "movielens":
+  if formats.get(config.source.format).directory_source:
     return base
   input_config = example_gen_pb2.Input()
   proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],

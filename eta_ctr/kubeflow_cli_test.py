@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from kubeflow import cli
+from eta_ctr import kubeflow_cli as cli
 
 ROOT = "gs://eta-test/root"
 

@@ -6,7 +6,7 @@ and `models.distribution` picks MultiWorkerMirroredStrategy from it.
 
 TFJob entry point (kubeflow/tfjob.yaml runs it on every replica):
 
-  python -m kubeflow.training --config pipeline.yaml|eta_config.json
+  python -m pipeline.kubeflow_training --config pipeline.yaml|eta_config.json
       --transform-graph  gs://ROOT/.../Transform/transform_graph/ID
       --transformed-examples gs://ROOT/.../Transform/transformed_examples/ID
       --serving-model-dir gs://BUCKET/models/NAME --model-run-dir gs://BUCKET/runs/NAME
@@ -19,13 +19,16 @@ import logging
 import sys
 from typing import Any, Dict, List, Optional
 
+from eta_ctr import runtime
+from eta_ctr.config import ETA_CONFIG_KEY
+
 log = logging.getLogger(__name__)
 
 CHIEF_POOL, WORKER_POOL = 0, 1  # Vertex AI: pool 0 is the chief, pool 1 the workers
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(prog="python -m kubeflow.training",
+  parser = argparse.ArgumentParser(prog="python -m pipeline.kubeflow_training",
                                    description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--config", required=True,
@@ -62,7 +65,7 @@ def eta_config_json(text: str) -> str:
   # Schema 2.0 writes constantValue.stringValue, 2.1 a plain `constant`.
   value = runtime_value.get("constant", runtime_value.get("constantValue"))
   value = value if isinstance(value, str) else value["stringValue"]
-  return json.loads(value)["eta_config"]
+  return json.loads(value)[ETA_CONFIG_KEY]
 
 
 def make_fn_args(args: argparse.Namespace, config_json: str):
@@ -82,10 +85,11 @@ def make_fn_args(args: argparse.Namespace, config_json: str):
       serving_model_dir=args.serving_model_dir,
       eval_model_dir=args.serving_model_dir,
       model_run_dir=args.model_run_dir,
-      custom_config={"eta_config": config_json})
+      custom_config={ETA_CONFIG_KEY: config_json})
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+  runtime.prepare()  # before anything imports TensorFlow
   args = parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                       "%(message)s")

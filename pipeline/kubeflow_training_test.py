@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from eta_ctr.config import EtaConfig, SourceConfig, TrainerConfig
-from kubeflow import runner, training
+from pipeline import kubeflow_v2_runner as runner, kubeflow_training as training
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = EtaConfig(source=SourceConfig(format="csv", path="gs://b/logs/*.csv"),
                    trainer=TrainerConfig(train_steps=123, eval_steps=7))
 ARGV = ["--config", "cfg.json", "--transform-graph", "gs://b/root/Transform/transform_graph",
@@ -73,7 +73,7 @@ def test_vertex_trainer_custom_config_keys():
 
 
 def test_tfjob_manifest_runs_the_entry_point_on_chief_and_workers():
-  with open(os.path.join(HERE, "tfjob.yaml")) as handle:
+  with open(os.path.join(REPO, "kubeflow", "tfjob.yaml")) as handle:
     job = yaml.safe_load(handle)
   assert (job["apiVersion"], job["kind"]) == ("kubeflow.org/v1", "TFJob")
   replicas = job["spec"]["tfReplicaSpecs"]
@@ -81,7 +81,7 @@ def test_tfjob_manifest_runs_the_entry_point_on_chief_and_workers():
   for spec in replicas.values():
     (container,) = spec["template"]["spec"]["containers"]
     assert container["name"] == "tensorflow"
-    assert container["command"] == ["python", "-m", "kubeflow.training"]
+    assert container["command"] == ["python", "-m", "pipeline.kubeflow_training"]
     args = training.parse_args(container["args"])
     assert args.distribution == "auto" and args.transformed_examples.startswith("gs://")
   json.dumps(job)  # plain data once the YAML anchors are resolved

@@ -11,7 +11,7 @@ from kfp import components as kfp_components
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from eta_ctr.config import EtaConfig, ModelConfig, SourceConfig
-from kubeflow import runner
+from pipeline import kubeflow_v2_runner as runner
 from pipeline.pipeline import COMPONENT_IDS, PREPROCESSING_FN, RUN_FN
 
 IMAGE = "europe-docker.pkg.dev/proj/eta/eta-ctr:1.2.3"

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from eta_ctr.config import EtaConfig, IngestConfig, SourceConfig
-from kubeflow import runner
+from pipeline import kubeflow_v2_runner as runner
 
 pytestmark = pytest.mark.e2e
 

@@ -46,14 +46,12 @@ def check_remote(what: str, path: str):
 def build_pipeline(config: EtaConfig, pipeline_root: str, serving_dir: str,
                    pipeline_name: str = DEFAULT_PIPELINE_NAME,
                    beam_pipeline_args: Optional[List[str]] = None,
-                   auc_floor: float = 0.6, max_auc_regression: float = 0.01,
                    enable_cache: bool = True):
   """`eta run`'s pipeline for Kubeflow: no metadata connection (KFP brings its own)."""
   from pipeline.pipeline import create_pipeline  # imports TFX; keep the CLI start fast
   return create_pipeline(config, pipeline_name, pipeline_root, serving_dir,
                          metadata_connection_config=None,
                          beam_pipeline_args=beam_pipeline_args,
-                         auc_floor=auc_floor, max_auc_regression=max_auc_regression,
                          enable_cache=enable_cache)
 
 
@@ -61,7 +59,6 @@ def compile_pipeline(config: EtaConfig, output_path: str, image: str, pipeline_r
                      serving_dir: Optional[str] = None,
                      pipeline_name: str = DEFAULT_PIPELINE_NAME,
                      beam_pipeline_args: Optional[List[str]] = None,
-                     auc_floor: float = 0.6, max_auc_regression: float = 0.01,
                      enable_cache: bool = True,
                      allow_local_paths: bool = False) -> Dict[str, Any]:
   """Writes the KFP v2 spec of the pipeline to output_path; returns the PipelineJob dict.
@@ -88,8 +85,7 @@ def compile_pipeline(config: EtaConfig, output_path: str, image: str, pipeline_r
 
   from tfx import v1 as tfx
   tfx_pipeline = build_pipeline(config, pipeline_root, serving_dir, pipeline_name,
-                                beam_pipeline_args, auc_floor, max_auc_regression,
-                                enable_cache)
+                                beam_pipeline_args, enable_cache)
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
           default_image=image, display_name=pipeline_name))
@@ -111,5 +107,5 @@ def _write(job: Dict[str, Any], output_path: str, fmt: str):
     else:
       spec = job["pipelineSpec"]
       handle.write(f"# PIPELINE DEFINITION\n# Name: {spec['pipelineInfo']['name']}\n"
-                   f"# Compiled by kubeflow/runner.py ({spec.get('sdkVersion', 'tfx')})\n")
+                   f"# Compiled by pipeline/kubeflow_v2_runner.py ({spec.get('sdkVersion', 'tfx')})\n")
       yaml.safe_dump(spec, handle, sort_keys=True)

@@ -8,6 +8,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+KUBEFLOW = os.path.join(REPO, "kubeflow")
 
 
 def _read(*parts):
@@ -44,7 +45,7 @@ def _constraints():
   return pins
 
 
-INSTRUCTIONS = _instructions(_read(HERE, "Dockerfile"))
+INSTRUCTIONS = _instructions(_read(KUBEFLOW, "Dockerfile"))
 ARGS = dict(arg.split("=", 1) for kind, arg in INSTRUCTIONS if kind == "ARG" and "=" in arg)
 FROMS = [arg for kind, arg in INSTRUCTIONS if kind == "FROM"]
 RUNS = [arg for kind, arg in INSTRUCTIONS if kind == "RUN"]
@@ -104,5 +105,5 @@ def test_runtime_environment():
 
 @pytest.mark.parametrize("excluded", [".venv", ".git", "out", "ml-100k"])
 def test_build_context_leaves_out_the_venv_and_data(excluded):
-  ignored = _read(HERE, "Dockerfile.dockerignore").splitlines()
+  ignored = _read(KUBEFLOW, "Dockerfile.dockerignore").splitlines()
   assert excluded in ignored

@@ -12,16 +12,20 @@ import argparse
 import os
 from typing import List
 
-from eta_ctr.config import FORMATS, SourceConfig
-from kubeflow import runner
+from eta_ctr import flags
+from eta_ctr.config import SourceConfig
+from pipeline import kubeflow_v2_runner as runner  # TFX is imported only when compiling
 
 IMAGE_ENV = "ETA_IMAGE"
+# Placeholders so that `eta kubeflow compile --output pipeline.json` works out of the
+# box; the printed note says to replace them (the root can also be set at submit time).
+PLACEHOLDER_ROOT = "gs://YOUR_BUCKET/eta-ctr/root"
+PLACEHOLDER_DATA = "gs://YOUR_BUCKET/eta-ctr/data/ml-100k"
+PLACEHOLDER_FORMAT = "movielens"
 
 
 def add_commands(subparsers) -> argparse.ArgumentParser:
   """Adds `kubeflow compile` to the `eta` command's subparsers; returns the `kubeflow` parser."""
-  from eta_ctr import cli as eta_cli  # here, not at import: eta_ctr.cli imports this module
-
   kubeflow = subparsers.add_parser("kubeflow", help="Kubeflow Pipelines: compile the "
                                    "pipeline to a KFP v2 spec (see kubeflow/README.md)")
   commands = kubeflow.add_subparsers(dest="kubeflow_command", required=True)
@@ -45,8 +49,6 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
                      metavar="--OPTION=VALUE",
                      help="a Beam pipeline option for the Beam components; repeatable. "
                           "Write it with '=': --beam-arg=--runner=DataflowRunner")
-  group.add_argument("--auc-floor", type=float, default=0.6)
-  group.add_argument("--max-auc-regression", type=float, default=0.01)
   group.add_argument("--no-cache", action="store_true", help="disable KFP step caching")
   group.add_argument("--allow-local-paths", action="store_true",
                      help="accept non-bucket paths (e.g. a volume mounted in every pod)")
@@ -56,45 +58,30 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
                     help="the click log on a bucket: a file or a glob "
                          "(gs://b/logs/*.csv); for --format movielens the ml-100k directory; "
                          f"default $ETA_DATA, else the placeholder {PLACEHOLDER_DATA}")
-  data.add_argument("--format", choices=FORMATS, help="default: from the extension")
-  eta_cli._add_ingest_args(compile_)
-  eta_cli._add_model_args(compile_)
+  flags.add_format_arg(data)
+  flags.add_ingest_args(compile_)
+  flags.add_model_args(compile_)
   compile_.set_defaults(handler=cmd_compile)
   return kubeflow
 
 
-# Placeholders so that `eta kubeflow compile --output pipeline.json` works out of the
-# box; the printed note says to replace them (the root can also be set at submit time).
-PLACEHOLDER_ROOT = "gs://YOUR_BUCKET/eta-ctr/root"
-PLACEHOLDER_DATA = "gs://YOUR_BUCKET/eta-ctr/data/ml-100k"
-
-
-def source_from_args(args):
+def source_from_args(args) -> SourceConfig:
   """--data-path/--format -> SourceConfig, without touching the path (it is remote)."""
-  from eta_ctr.cli import _EXTENSION_FORMATS
   fmt = args.format
   if fmt is None and args.data_path == PLACEHOLDER_DATA:
-    fmt = "movielens"
-  if fmt is None:
-    stem = args.data_path[:-3] if args.data_path.endswith(".gz") else args.data_path
-    fmt = _EXTENSION_FORMATS.get(os.path.splitext(stem)[1].lower())
-  if fmt is None:
-    raise SystemExit(f"eta kubeflow: cannot tell the format of {args.data_path!r}; "
-                     f"pass --format")
-  return SourceConfig(format=fmt, path=args.data_path)
+    fmt = PLACEHOLDER_FORMAT
+  return flags.source_for_path(args.data_path, fmt)
 
 
 def cmd_compile(args, extra_args: List[str]) -> int:
   """Handler of `eta kubeflow compile`: extra --flags are Beam options."""
-  from eta_ctr.cli import config_from_args
-  config = config_from_args(args, source_from_args(args))
+  config = flags.config_from_args(args, source_from_args(args))
   beam_args = list(args.beam_args) + list(extra_args or [])
   try:
     job = runner.compile_pipeline(
         config, args.output, image=args.image, pipeline_root=args.pipeline_root,
         serving_dir=args.serving_dir, pipeline_name=args.pipeline_name,
-        beam_pipeline_args=beam_args or None, auc_floor=args.auc_floor,
-        max_auc_regression=args.max_auc_regression, enable_cache=not args.no_cache,
+        beam_pipeline_args=beam_args or None, enable_cache=not args.no_cache,
         allow_local_paths=args.allow_local_paths)
   except ValueError as error:
     raise SystemExit(f"eta kubeflow compile: {error}") from error

@@ -1,0 +1,153 @@
+"""Command-line flags and the one `EtaConfig` they build.
+
+Each group adds one `EtaConfig` section's flags to a parser; `config_from_args`
+turns the parsed flags into the config. `eta run`, `eta compare`,
+`eta ingest` and `eta kubeflow compile` all use these, so a flag and its
+default exist once. No TensorFlow, Beam or TFX is imported here.
+"""
+
+import argparse
+import os
+from typing import Optional
+
+from components import formats
+from eta_ctr.config import (DISTRIBUTIONS, MODEL_NAMES, RETRIEVAL_KERNELS, SPLIT_MODES,
+                            ATTENTION_TYPES, EtaConfig, EvaluationConfig, IngestConfig,
+                            ModelConfig, SourceConfig, TrainerConfig)
+
+# Named data sets of --data (anything else is a path).
+MOVIELENS_100K = "movielens-100k"
+SYNTHETIC = "synthetic"
+
+# ModelConfig fields with a flag of the same name (None = the config's default).
+_MODEL_FLAGS = ("long_seq_len", "short_seq_len", "top_k", "hash_bits", "embedding_dim",
+                "attention", "retrieval_kernel")
+
+
+def add_data_args(parser: argparse.ArgumentParser):
+  group = parser.add_argument_group("data")
+  group.add_argument("--data", default=MOVIELENS_100K,
+                     help=f"{MOVIELENS_100K}, {SYNTHETIC}, or a PATH (file, directory or glob)")
+  add_format_arg(group)
+  group.add_argument("--data-path",
+                     help="directory holding MovieLens-100k (else $ETA_DATA_DIR, "
+                          "../shared/datasets, then a download)")
+  group.add_argument("--synth-events", type=int, default=100_000,
+                     help=f"events of the generated log for --data {SYNTHETIC}")
+
+
+def add_format_arg(group):
+  group.add_argument("--format", choices=formats.FORMAT_NAMES,
+                     help="format of PATH (default: from its extension: " + ", ".join(
+                         f"{f.name} {'/'.join(f.extensions)}" for f in formats.FORMATS
+                         if f.guessed_from_extension) + ")")
+
+
+def add_ingest_args(parser: argparse.ArgumentParser):
+  defaults = IngestConfig()
+  group = parser.add_argument_group("ingest")
+  group.add_argument("--max-history", type=int, default=defaults.max_history)
+  group.add_argument("--split", choices=SPLIT_MODES, default=defaults.split)
+  group.add_argument("--eval-fraction", type=float, default=defaults.eval_fraction)
+  group.add_argument("--eval-cutoff",
+                     help="unix seconds or ISO-8601; events at or after it go to eval "
+                          "(implies --split global_time)")
+  group.add_argument("--negatives-per-positive", type=int,
+                     default=defaults.negatives_per_positive)
+  group.add_argument("--history-includes-non-clicked", action="store_true")
+  group.add_argument("--seed", type=int, default=defaults.seed)
+
+
+def add_model_args(parser: argparse.ArgumentParser):
+  """Model, trainer and evaluation (blessing) flags."""
+  group = parser.add_argument_group(
+      "model (defaults: the paper's; L=256, S=16, k=16 on MovieLens)")
+  group.add_argument("--model", choices=MODEL_NAMES, default=ModelConfig.name)
+  group.add_argument("--long-seq-len", type=int, help="L")
+  group.add_argument("--short-seq-len", type=int, help="S")
+  group.add_argument("--top-k", type=int, help="k, behaviours retrieved from the long sequence")
+  group.add_argument("--hash-bits", type=int)
+  group.add_argument("--embedding-dim", type=int)
+  group.add_argument("--attention", choices=ATTENTION_TYPES)
+  group.add_argument("--retrieval-kernel", choices=RETRIEVAL_KERNELS,
+                     help="ETA's Hamming top-k: auto (fused in training, stock ops in the "
+                          "export), fused (also exported; built-in server only) or stock")
+  group = parser.add_argument_group("trainer")
+  group.add_argument("--train-steps", type=int, default=TrainerConfig.train_steps)
+  group.add_argument("--batch-size", type=int, default=TrainerConfig.batch_size)
+  group.add_argument("--learning-rate", type=float, default=TrainerConfig.learning_rate)
+  group.add_argument("--distribution", choices=DISTRIBUTIONS,
+                     default=TrainerConfig.distribution,
+                     help="tf.distribute strategy (auto: MultiWorkerMirrored from TF_CONFIG)")
+  group = parser.add_argument_group("evaluation (blessing)")
+  group.add_argument("--auc-floor", type=float, default=EvaluationConfig.auc_floor,
+                     help="blessing needs at least this eval AUC")
+  group.add_argument("--max-auc-regression", type=float,
+                     default=EvaluationConfig.max_auc_regression,
+                     help="blessing refuses an AUC drop larger than this vs the last "
+                          "blessed model")
+
+
+def resolve_source(args, work_dir: str) -> SourceConfig:
+  """--data/--format/--data-path -> SourceConfig (generating the synthetic log if asked)."""
+  if args.data == MOVIELENS_100K:
+    from components import datasets  # pylint: disable=g-import-not-at-top
+    return SourceConfig(format="movielens",
+                        path=datasets.locate_movielens_100k(args.data_path))
+  if args.data == SYNTHETIC:
+    from components import synth  # pylint: disable=g-import-not-at-top
+    path = os.path.join(work_dir, "synthetic_log.csv")
+    synth.write(synth.SynthConfig(events=args.synth_events, seed=args.seed), path)
+    return SourceConfig(format="csv", path=path)
+  return source_for_path(args.data, args.format)
+
+
+def source_for_path(path: str, fmt: Optional[str] = None) -> SourceConfig:
+  """A click log at `path` (local or remote; never opened here) in `fmt`, or in
+  the format its extension implies.
+
+  Raises:
+    SystemExit: no --format and the extension names none.
+  """
+  fmt = fmt or formats.format_of_path(path)
+  if fmt is None:
+    raise SystemExit(f"eta: cannot tell the format of {path!r} from its extension; pass "
+                     f"--format ({', '.join(formats.FORMAT_NAMES)})")
+  return SourceConfig(format=fmt, path=path)
+
+
+def ingest_config_from_args(args) -> IngestConfig:
+  split, cutoff = args.split, None
+  if args.eval_cutoff is not None:
+    from components.parsing import parse_timestamp  # pylint: disable=g-import-not-at-top
+    split, cutoff = "global_time", parse_timestamp(args.eval_cutoff)
+  return IngestConfig(max_history=args.max_history, split=split,
+                      eval_fraction=args.eval_fraction, eval_cutoff=cutoff,
+                      negatives_per_positive=args.negatives_per_positive,
+                      history_includes_non_clicked=args.history_includes_non_clicked,
+                      seed=args.seed)
+
+
+def config_from_args(args, source: SourceConfig) -> EtaConfig:
+  """The one EtaConfig of a run, from the flags of the groups above.
+
+  The format's model defaults apply (components.formats), then the model flags
+  given; a default k or S above the chosen L is clamped to L.
+  """
+  base = EtaConfig.for_source(source)
+  overrides = {name: getattr(args, name) for name in _MODEL_FLAGS
+               if getattr(args, name, None) is not None}
+  model = base.model.replace_clamped(name=args.model, **overrides)
+  trainer = TrainerConfig(train_steps=args.train_steps, batch_size=args.batch_size,
+                          learning_rate=args.learning_rate, distribution=args.distribution)
+  evaluation = EvaluationConfig(auc_floor=args.auc_floor,
+                                max_auc_regression=args.max_auc_regression)
+  return base.replace(ingest=ingest_config_from_args(args), model=model, trainer=trainer,
+                      evaluation=evaluation)
+
+
+def ingest_config(args) -> EtaConfig:
+  """The EtaConfig of `eta ingest` (source and ingest sections only)."""
+  return EtaConfig(source=resolve_source(args, args.output),
+                   ingest=ingest_config_from_args(args))
+
