@@ -17,6 +17,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from benchmarks import report
+from eta_ctr.config import KERNEL_FUSED, KERNEL_STOCK
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hamming_reference.c")
 
@@ -71,7 +72,7 @@ def measure(history_length: int, candidates: int, k: int, **timing) -> Dict:
   c = tf.constant(candidate_codes.reshape(1, candidates, 1))
   h = tf.constant(behaviour_codes.reshape(1, history_length, 1))
   mask = tf.ones([1, history_length], tf.bool)
-  kernels = ["stock"] + (["fused"] if fused_ops.available() else [])
+  kernels = [KERNEL_STOCK] + ([KERNEL_FUSED] if fused_ops.available() else [])
   for kernel in kernels:
     layer = HammingTopK(k, kernel=kernel)
     fn = tf.function(lambda: layer([c, h], behaviour_mask=mask))

@@ -27,6 +27,7 @@ import time
 from typing import Dict, List, Optional
 
 from benchmarks import report
+from eta_ctr.config import KERNEL_AUTO, KERNEL_FUSED, KERNEL_STOCK
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def _settings(args) -> Dict:
           "target": (args.target_length, args.target_candidates)}
 
 
-def model_config(name: str, history_length: int, top_k: int, kernel: str = "auto"):
+def model_config(name: str, history_length: int, top_k: int, kernel: str = KERNEL_AUTO):
   from eta_ctr.config import ModelConfig
   return ModelConfig(name=name, top_k=top_k, retrieval_kernel=kernel).replace_clamped(
       long_seq_len=history_length)
@@ -99,7 +100,7 @@ def _kernels(name: str) -> List[Optional[str]]:
   if name != "eta":
     return [None]
   from models.layers.kernels import fused_ops
-  return ["fused", "stock"] if fused_ops.available() else ["stock"]
+  return [KERNEL_FUSED, KERNEL_STOCK] if fused_ops.available() else [KERNEL_STOCK]
 
 
 def _in_process(model, name, kernel, length, candidate_counts, vocab, timing) -> List[Dict]:
@@ -132,7 +133,7 @@ def _savedmodel(export_dir, name, kernel, length, candidate_counts, vocab, timin
   from models.layers.kernels import fused_ops
   from models.signatures import PROBABILITIES, SCORE_SIGNATURE
   from serving.requests import score_inputs
-  if kernel == "fused":
+  if kernel == KERNEL_FUSED:
     fused_ops.load()
   score = tf.saved_model.load(export_dir).signatures[SCORE_SIGNATURE]
   rows = []
@@ -223,7 +224,7 @@ def measure_latency(settings: Dict, work_dir: str) -> List[Dict]:
           log.info("serving: Transform graph for L=%d over %d items", length, vocab)
           tft_dir = build_transform_graph(config, vocab, os.path.join(work_dir, f"tft_{length}"))
         export_dir = os.path.join(work_dir, f"{name}_{kernel or 'model'}_{length}", "1")
-        _export(model, dataclasses.replace(config, retrieval_kernel=kernel or "auto"), tft_dir,
+        _export(model, dataclasses.replace(config, retrieval_kernel=kernel or KERNEL_AUTO), tft_dir,
                 export_dir)
         if "savedmodel" in settings["paths"]:
           rows += _savedmodel(export_dir, name, kernel, length, settings["candidates"], vocab,
@@ -360,7 +361,7 @@ def render(result) -> str:
                "the thread count; the kernels also select the k nearest.\n")
     kernel_rows = [{"what": "XOR + popcount limit (C)", "ns/pair": hamming["limit_ns_per_pair"],
                     "x limit": 1.0 if hamming["limit_ns_per_pair"] else None}]
-    for kernel in ("fused", "stock"):
+    for kernel in (KERNEL_FUSED, KERNEL_STOCK):
       if f"{kernel}_ns_per_pair" in hamming:
         kernel_rows.append({"what": f"{kernel} kernel (distances + top-k)",
                             "ns/pair": hamming[f"{kernel}_ns_per_pair"],

@@ -22,16 +22,19 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 import tensorflow as tf
 
+from eta_ctr.config import (DISTRIBUTION_AUTO, DISTRIBUTION_DEFAULT, DISTRIBUTION_MIRRORED,
+                            DISTRIBUTION_MULTI_WORKER, DISTRIBUTIONS)
+
 log = logging.getLogger(__name__)
 
-KINDS = ("auto", "default", "mirrored", "multi_worker")
+KINDS = DISTRIBUTIONS  # eta_ctr.config: auto, default, mirrored, multi_worker
 # Task types that train; "evaluator" (a side-car) and "ps" do not all-reduce.
 _TRAINING_TASKS = ("chief", "worker")
 
 _FACTORIES: Dict[str, Callable[[], tf.distribute.Strategy]] = {
-    "default": tf.distribute.get_strategy,
-    "mirrored": tf.distribute.MirroredStrategy,
-    "multi_worker": tf.distribute.MultiWorkerMirroredStrategy,
+    DISTRIBUTION_DEFAULT: tf.distribute.get_strategy,
+    DISTRIBUTION_MIRRORED: tf.distribute.MirroredStrategy,
+    DISTRIBUTION_MULTI_WORKER: tf.distribute.MultiWorkerMirroredStrategy,
 }
 _cache: Dict[Any, tf.distribute.Strategy] = {}
 
@@ -56,7 +59,7 @@ def worker_count(config: Mapping[str, Any]) -> int:
   return sum(len(cluster.get(task, [])) for task in _TRAINING_TASKS)
 
 
-def resolve_kind(kind: str = "auto", environ: Optional[Mapping[str, str]] = None) -> str:
+def resolve_kind(kind: str = DISTRIBUTION_AUTO, environ: Optional[Mapping[str, str]] = None) -> str:
   """The concrete kind ('default', 'mirrored' or 'multi_worker') that `kind` means here."""
   if kind not in KINDS:
     raise ValueError(f"unknown distribution {kind!r}; expected one of {KINDS}")
@@ -65,16 +68,17 @@ def resolve_kind(kind: str = "auto", environ: Optional[Mapping[str, str]] = None
     # Parameter-server training needs a coordinator loop; run_fn is not written for it.
     raise ValueError("TF_CONFIG names 'ps' tasks; parameter-server training is not "
                      "supported, use chief/worker replicas (MultiWorkerMirroredStrategy)")
-  if kind != "auto":
+  if kind != DISTRIBUTION_AUTO:
     return kind
   if worker_count(config) > 1:
-    return "multi_worker"
+    return DISTRIBUTION_MULTI_WORKER
   # MirroredStrategy over a single device only adds overhead: use it when there
   # are several local accelerators.
-  return "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "default"
+  return (DISTRIBUTION_MIRRORED if len(tf.config.list_logical_devices("GPU")) > 1
+          else DISTRIBUTION_DEFAULT)
 
 
-def strategy_from_environment(kind: str = "auto",
+def strategy_from_environment(kind: str = DISTRIBUTION_AUTO,
                               environ: Optional[Mapping[str, str]] = None,
                               factories: Optional[Mapping[str, Callable]] = None
                               ) -> tf.distribute.Strategy:

@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import events
-from eta_ctr.config import EtaConfig
+from eta_ctr.config import KERNEL_FUSED, KERNEL_STOCK, EtaConfig
 from models import features
 from models.architectures.base import CtrModel
 from models.architectures.eta import EtaModel
@@ -132,8 +132,8 @@ def export_serving_model(model: CtrModel, tf_transform_output: tft.TFTransformOu
   module = ServingModule(model, tf_transform_output, config)
   # Stock ops unless the fused op is asked for: stock TF Serving cannot load it.
   kernel = model.top_k.kernel if is_eta else None
-  if is_eta and config.model.retrieval_kernel != "fused":
-    model.top_k.kernel = "stock"
+  if is_eta and config.model.retrieval_kernel != KERNEL_FUSED:
+    model.top_k.kernel = KERNEL_STOCK
   try:
     tf.saved_model.save(module, export_dir, signatures={
         DEFAULT_SIGNATURE: module.serve_examples.get_concrete_function(),

@@ -23,7 +23,6 @@ from models.trainer import train_model
 from pipeline.local_runner import METADATA_FILE, run_local
 
 log = logging.getLogger(__name__)
-DEFAULT_MODELS = ("avg_pool", "din", "din_long", "sim_hard", "sdim", "eta")
 
 
 def transform_outputs(pipeline_root: str):

@@ -13,6 +13,7 @@ import tf_keras as keras
 
 from eta_ctr.config import ModelConfig
 from models import features
+from models.buckets import log2_bucket
 from models.layers import TargetAttention
 
 # Name scopes of the forward pass's stages (with the attention and MLP layers'
@@ -125,9 +126,8 @@ ACTIVITY_BUCKETS = 16
 
 def activity_bucket(lengths: tf.Tensor) -> tf.Tensor:
   """[B] history lengths -> [B] floor(log2(1 + length)), clipped to the bucket count."""
-  lengths = tf.cast(tf.reshape(lengths, [-1]), tf.float32)
-  bucket = tf.floor(tf.math.log1p(lengths) / tf.math.log(2.0))
-  return tf.cast(tf.clip_by_value(bucket, 0, ACTIVITY_BUCKETS - 1), tf.int32)
+  lengths = tf.reshape(lengths, [-1])
+  return tf.cast(log2_bucket(lengths, 1, ACTIVITY_BUCKETS - 1), tf.int32)
 
 
 def long_mask(inputs) -> tf.Tensor:

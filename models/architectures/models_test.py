@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from eta_ctr.config import ModelConfig
+from eta_ctr.config import MODEL_NAMES, ModelConfig
 from models import features
 from models.architectures.registry import MODELS, build_model
 from models.layers import hamming_distance
@@ -19,6 +19,10 @@ def _model(name, config=CONFIG):
   model = build_model(ModelConfig(**{**config.__dict__, "name": name}), 200, 12)
   model.compile(optimizer=keras.optimizers.Adam(0.01))
   return model
+
+
+def test_registry_builds_exactly_the_configurable_models():
+  assert sorted(MODELS) == sorted(MODEL_NAMES)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

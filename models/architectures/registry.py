@@ -1,4 +1,8 @@
-"""Models by name: `build_model(config, item_vocab_size, category_vocab_size)`."""
+"""Models by name: `build_model(config, item_vocab_size, category_vocab_size)`.
+
+To add a baseline: its class in baselines.py, its name in
+eta_ctr.config.MODEL_NAMES (what --model accepts) and its entry here.
+"""
 
 from eta_ctr.config import ModelConfig
 from models.architectures.baselines import (AvgPoolModel, DinLongModel, DinModel, SdimModel,

@@ -9,9 +9,8 @@ it: gradients reach the embeddings only through the gathered behaviours.
 import tensorflow as tf
 import tf_keras as keras
 
+from eta_ctr.config import KERNEL_AUTO, KERNEL_FUSED, KERNEL_STOCK, RETRIEVAL_KERNELS
 from models.layers.kernels import fused_ops
-
-KERNELS = ("auto", "fused", "stock")
 
 
 def hamming_distance(a_codes: tf.Tensor, b_codes: tf.Tensor) -> tf.Tensor:
@@ -85,12 +84,12 @@ class HammingTopK(keras.layers.Layer):
     kernel: `auto` (fused where it can be built, else stock), `fused` or `stock`.
   """
 
-  def __init__(self, k: int, kernel: str = "auto", **kwargs):
+  def __init__(self, k: int, kernel: str = KERNEL_AUTO, **kwargs):
     super().__init__(**kwargs)
     if int(k) != k or k < 1:
       raise ValueError(f"k must be a positive integer, got {k!r}.")
-    if kernel not in KERNELS:
-      raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
+    if kernel not in RETRIEVAL_KERNELS:
+      raise ValueError(f"kernel must be one of {RETRIEVAL_KERNELS}, got {kernel!r}.")
     self.k = int(k)
     self.kernel = kernel
 
@@ -108,11 +107,11 @@ class HammingTopK(keras.layers.Layer):
       behaviour_mask = tf.ones(tf.shape(behaviour_codes)[:2], tf.bool)
     behaviour_mask = tf.cast(behaviour_mask, tf.bool)
 
-    fused = fused_ops.load() if self.kernel in ("auto", "fused") else None
+    fused = fused_ops.load() if self.kernel in (KERNEL_AUTO, KERNEL_FUSED) else None
     if fused is not None:
       outputs = fused.eta_hamming_top_k(candidate_codes, behaviour_codes, behaviour_mask,
                                         k=self.k)
-    elif self.kernel == "fused":
+    elif self.kernel == KERNEL_FUSED:
       raise RuntimeError("kernel='fused' but the fused kernel could not be built or loaded; "
                          "see the log, or use kernel='auto'.")
     else:
