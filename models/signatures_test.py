@@ -4,12 +4,12 @@ positional callers and to the signature's structured inputs)."""
 import inspect
 
 from models import export
-from models import signatures as contract
+from models import signatures
 
 
 def test_names_match_the_export():
   score_args = list(inspect.signature(export.ServingModule.score.python_function).parameters)[1:]
-  assert score_args == list(contract.HISTORY_INPUTS + contract.CANDIDATE_INPUTS +
-                            (contract.REQUEST_TIME,))
+  assert score_args == list(signatures.HISTORY_INPUTS + signatures.CANDIDATE_INPUTS +
+                            (signatures.REQUEST_TIME,))
   assert list(inspect.signature(
-      export.ServingModule.serve_examples.python_function).parameters)[1:] == [contract.EXAMPLES]
+      export.ServingModule.serve_examples.python_function).parameters)[1:] == [signatures.EXAMPLES]

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from typing import List, Optional
 
-from models import signatures as contract
+from models import signatures
 from serving.limits import Limits
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ def _add_predict_arguments(parser: argparse.ArgumentParser):
   parser.add_argument("--candidates", help="item:category,... (replaces the file's)")
   parser.add_argument("--request-time", type=int,
                       help="unix seconds (default: the file's, else now)")
-  parser.add_argument("--signature", choices=(contract.SCORE_SIGNATURE,
-                                              contract.DEFAULT_SIGNATURE),
+  parser.add_argument("--signature", choices=(signatures.SCORE_SIGNATURE,
+                                              signatures.DEFAULT_SIGNATURE),
                       help="default: score for --history-file, serving_default for "
                            "--example-file")
   parser.add_argument("--limit", type=int, default=64, help="examples read from --example-file")

@@ -113,3 +113,11 @@ def test_serve_stops_cleanly_on_sigint_even_if_started_with_it_ignored(model_dir
     if process.poll() is None:
       process.kill()
       process.wait()
+
+
+def test_importing_the_cli_does_not_import_tensorflow():
+  code = ("import sys, serving.cli; "
+          "print(sorted(m for m in ('tensorflow', 'grpc', 'tornado') if m in sys.modules))")
+  result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, check=True, timeout=120)
+  assert result.stdout.strip() == "[]", result.stderr

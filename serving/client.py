@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from models import signatures as contract
+from models import signatures
 from serving import explain, requests
 
 
@@ -51,12 +51,12 @@ def build(args) -> Plan:
     examples = None  # the examples' own candidates are replaced
   if args.request_time is not None:
     query.request_time = args.request_time
-  signature = args.signature or (contract.DEFAULT_SIGNATURE if examples is not None
-                                 else contract.SCORE_SIGNATURE)
+  signature = args.signature or (signatures.DEFAULT_SIGNATURE if examples is not None
+                                 else signatures.SCORE_SIGNATURE)
   if not query.candidates:
     raise ValueError("no candidates: list them in the file or with --candidates")
   shared = f"{len(query.candidates)} candidates, history of {len(query.history)}"
-  if signature == contract.SCORE_SIGNATURE:
+  if signature == signatures.SCORE_SIGNATURE:
     return Plan(signature, requests.score_inputs(query), query.candidates, query.history,
                 shared)
   if examples is not None:
@@ -71,7 +71,7 @@ def build(args) -> Plan:
     candidates, history, described = query.candidates, query.history, shared
   array = np.empty(len(serialized), dtype=object)
   array[:] = serialized
-  return Plan(signature, {contract.EXAMPLES: array}, candidates, history, described)
+  return Plan(signature, {signatures.EXAMPLES: array}, candidates, history, described)
 
 
 def run(args, out=None, err=None) -> int:
@@ -88,14 +88,14 @@ def run(args, out=None, err=None) -> int:
     print(f"eta predict: {error.code().name}: {error.details()}", file=err)
     return 1
   outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
-  probabilities = outputs.get(contract.PROBABILITIES)
+  probabilities = outputs.get(signatures.PROBABILITIES)
   if probabilities is None or probabilities.shape != (len(plan.candidates),):
-    print(f"eta predict: the response has no '{contract.PROBABILITIES}' of shape "
+    print(f"eta predict: the response has no '{signatures.PROBABILITIES}' of shape "
           f"[{len(plan.candidates)}]; outputs: {sorted(outputs)}", file=err)
     return 1
   ranked = explain.rank(plan.candidates, probabilities, plan.history,
-                        outputs.get(contract.RETRIEVED_POSITIONS),
-                        outputs.get(contract.RETRIEVED_DISTANCES))
+                        outputs.get(signatures.RETRIEVED_POSITIONS),
+                        outputs.get(signatures.RETRIEVED_DISTANCES))
   spec = response.model_spec
   if args.json:
     print(json.dumps({"model": spec.name, "version": spec.version.value,

@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 
-from models import signatures as contract
+from models import signatures
 from serving import validation
 from serving.errors import from_model_error, invalid_argument, not_found
 from serving.manager import UNKNOWN, ModelManager, VersionStatus
@@ -47,7 +47,7 @@ class ServingCore:
   def predict(self, model_name: str, version: Optional[int], signature_name: str,
               decode: Decoder, output_filter: Sequence[str] = ()) -> Prediction:
     self._check_model(model_name)
-    signature_name = signature_name or contract.DEFAULT_SIGNATURE
+    signature_name = signature_name or signatures.DEFAULT_SIGNATURE
     with self.manager.acquire(version) as servable:
       specs = servable.input_specs.get(signature_name)
       if specs is None:
@@ -79,7 +79,7 @@ class ServingCore:
     def decode(specs):
       strings = [n for n, spec in specs.items() if spec.dtype == tf.string and spec.shape.rank == 1]
       if len(specs) != 1 or not strings:
-        raise invalid_argument(f"signature '{signature_name or contract.DEFAULT_SIGNATURE}' "
+        raise invalid_argument(f"signature '{signature_name or signatures.DEFAULT_SIGNATURE}' "
                                "does not take serialized tf.Examples alone")
       array = np.empty(len(serialized), dtype=object)
       array[:] = serialized
@@ -87,12 +87,12 @@ class ServingCore:
 
     result = self.predict(model_name, version, signature_name, decode)
     outputs = result.outputs
-    name = contract.PROBABILITIES if contract.PROBABILITIES in outputs else (
+    name = signatures.PROBABILITIES if signatures.PROBABILITIES in outputs else (
         next(iter(outputs)) if len(outputs) == 1 else None)
     if name is None or outputs[name].shape != (len(serialized),):
       raise invalid_argument(f"signature '{result.signature_name}' does not return one "
                              "score per example")
-    return dataclasses.replace(result, outputs={contract.PROBABILITIES: outputs[name]})
+    return dataclasses.replace(result, outputs={signatures.PROBABILITIES: outputs[name]})
 
   def metadata(self, model_name: str, version: Optional[int]):
     """(version, {signature name: SignatureDef}) of the served version."""

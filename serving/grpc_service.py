@@ -1,44 +1,40 @@
-"""TF Serving's gRPC services on grpcio, from the generated servicer base classes.
+"""TF Serving's gRPC services on grpcio's public generic-handler API.
 
 PredictionService: Predict, GetModelMetadata, Classify, Regress (MultiInference
-is left UNIMPLEMENTED). ModelService: GetModelStatus.
+answers UNIMPLEMENTED). ModelService: GetModelStatus (HandleReloadConfigRequest
+answers UNIMPLEMENTED: the model directory is polled instead).
 
-Every handler turns a ServingError into its status code and any other
-exception into INTERNAL, so no request can take a worker thread down. Requests
-whose bytes do not even parse as the request proto get INVALID_ARGUMENT too:
-grpcio would answer INTERNAL, so the generated handlers are registered with a
-deserializer that hands the failure to the handler instead of raising.
+The handlers are built from the service descriptors of the generated *_pb2
+modules (service and method names, request and response types), so the stock
+PredictionServiceStub and ModelServiceStub talk to them unchanged. Each handler
+
+  - parses the request bytes itself: bytes that are not the request proto get
+    INVALID_ARGUMENT (grpcio answers INTERNAL when a deserializer raises);
+  - turns a ServingError into its status code and any other exception into
+    INTERNAL (logged), so no request can take a worker thread down.
+
+A servicer answers an RPC with the method of the same name, request -> response.
 """
 
-import functools
 import logging
-from typing import Optional
+from typing import Callable, List, Optional
 
 import grpc
-from tensorflow_serving.apis import (classification_pb2, model_service_pb2_grpc,
-                                     prediction_service_pb2_grpc, regression_pb2)
+from google.protobuf import descriptor, message, symbol_database
+from tensorflow_serving.apis import (classification_pb2, model_service_pb2,
+                                     prediction_service_pb2, regression_pb2)
 
-from models import signatures as contract
-from serving import protos, tensors
+from models import signatures
+from serving import protos, tensors, validation
 from serving.core import ServingCore
 from serving.errors import ServingError, invalid_argument, not_found
 
 log = logging.getLogger(__name__)
 
+PREDICTION_SERVICE = prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"]
+MODEL_SERVICE = model_service_pb2.DESCRIPTOR.services_by_name["ModelService"]
 
-def _handled(method):
-  """ServingError -> its status; anything else -> INTERNAL (logged)."""
-  @functools.wraps(method)
-  def wrapper(self, request, context):
-    try:
-      return method(self, request, context)
-    except ServingError as error:
-      failure = error
-    except Exception as error:  # pylint: disable=broad-except
-      log.exception("%s failed", method.__name__)
-      failure = ServingError(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
-    context.abort(failure.code, failure.message)
-  return wrapper
+Behaviour = Callable[[message.Message], message.Message]
 
 
 def _version(model_spec) -> Optional[int]:
@@ -64,14 +60,13 @@ def _examples(request_input) -> list:
   raise invalid_argument("the request's input holds no examples")
 
 
-class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+class PredictionServicer:
   """PredictionService over a ServingCore."""
 
   def __init__(self, core: ServingCore):
     self._core = core
 
-  @_handled
-  def Predict(self, request, context):
+  def Predict(self, request):
     tensors.check_total_elements(request.inputs.items(), self._core.limits.max_elements)
 
     def decode(_specs):
@@ -82,8 +77,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                                 list(request.output_filter))
     return protos.predict_response(request.model_spec.name, result)
 
-  @_handled
-  def GetModelMetadata(self, request, context):
+  def GetModelMetadata(self, request):
     fields = list(request.metadata_field)
     if not fields:
       raise invalid_argument("GetModelMetadataRequest must name at least one metadata_field "
@@ -95,20 +89,16 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     version, defs = self._core.metadata(request.model_spec.name, _version(request.model_spec))
     return protos.metadata_response(request.model_spec.name, version, defs)
 
-  def _scores(self, request):
-    return self._core.predict_examples(request.model_spec.name, _version(request.model_spec),
-                                       request.model_spec.signature_name,
-                                       _examples(request.input))
-
   def _scored(self, request, response):
     """Click probabilities of the request's examples; fills the response's model_spec."""
-    result = self._scores(request)
+    result = self._core.predict_examples(request.model_spec.name, _version(request.model_spec),
+                                         request.model_spec.signature_name,
+                                         _examples(request.input))
     protos.fill_model_spec(response.model_spec, request.model_spec.name, result.version,
                            result.signature_name)
-    return result.outputs[contract.PROBABILITIES].tolist()
+    return result.outputs[signatures.PROBABILITIES].tolist()
 
-  @_handled
-  def Classify(self, request, context):
+  def Classify(self, request):
     """Two classes per example: "0" (no click) and "1" (click) with their probabilities."""
     response = classification_pb2.ClassificationResponse()
     for probability in self._scored(request, response):
@@ -117,8 +107,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
       classes.add(label="1", score=probability)
     return response
 
-  @_handled
-  def Regress(self, request, context):
+  def Regress(self, request):
     """The click probability of each example as its regression value."""
     response = regression_pb2.RegressionResponse()
     for probability in self._scored(request, response):
@@ -126,14 +115,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     return response
 
 
-class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+class ModelServicer:
   """ModelService.GetModelStatus over a ServingCore."""
 
   def __init__(self, core: ServingCore):
     self._core = core
 
-  @_handled
-  def GetModelStatus(self, request, context):
+  def GetModelStatus(self, request):
     return protos.status_response(
         self._core.status(request.model_spec.name, _version(request.model_spec)))
 
@@ -145,68 +133,66 @@ class _Undecodable:
     self.error = error
 
 
-class _LenientHandlers(grpc.GenericRpcHandler):
-  """Wraps the generated handlers: undecodable requests reach the handler as
-  _Undecodable and are answered INVALID_ARGUMENT."""
+def _message_class(message_type: descriptor.Descriptor):
+  """The generated class of a message type (registered when its _pb2 module loaded)."""
+  return symbol_database.Default().GetSymbol(message_type.full_name)
 
-  def __init__(self, handlers):
-    self._handlers = handlers
 
-  def service(self, handler_call_details):
-    for generic in self._handlers:
-      handler = generic.service(handler_call_details)
-      if handler is not None:
-        return self._lenient(handler, handler_call_details.method)
-    return None
+def _deserializer(request_class):
+  """bytes -> request, or _Undecodable: never raises, so the handler decides the status."""
 
-  @staticmethod
-  def _lenient(handler, method_name):
-    parse = handler.request_deserializer
-    behaviour = handler.unary_unary
-    if parse is None or behaviour is None:
-      return handler
+  def deserialize(data: bytes):
+    request = request_class()
+    try:
+      consumed = validation.parse_whole(request, data)
+    except Exception as error:  # DecodeError, or anything the C++ parser raises
+      return _Undecodable(error)
+    if consumed != len(data):  # the C++ parser stops early at a stray end-group tag
+      return _Undecodable(ValueError(f"only {consumed} of {len(data)} bytes parse"))
+    return request
 
-    message_class = getattr(parse, "__self__", None)  # parse is Message.FromString
+  return deserialize
 
-    def deserialize(data: bytes):
+
+def _method_handler(method: descriptor.MethodDescriptor,
+                    behaviour: Optional[Behaviour]) -> grpc.RpcMethodHandler:
+  """A unary-unary handler for `method`; UNIMPLEMENTED when behaviour is None."""
+  rpc = f"{method.containing_service.name}.{method.name}"
+
+  def handle(request, context: grpc.ServicerContext):
+    if isinstance(request, _Undecodable):
+      failure = invalid_argument(f"the {rpc} request is not a parseable protocol buffer "
+                                 f"({request.error})")
+    elif behaviour is None:
+      failure = ServingError(grpc.StatusCode.UNIMPLEMENTED, f"{rpc} is not served here")
+    else:
       try:
-        if not isinstance(message_class, type):
-          return parse(data)
-        message = message_class()
-        consumed = message.ParseFromString(data)
-      except Exception as error:  # DecodeError, or anything the C++ parser raises
-        return _Undecodable(error)
-      if consumed != len(data):  # the C++ parser stops early at a stray end tag
-        return _Undecodable(ValueError(f"only {consumed} of {len(data)} bytes parse"))
-      return message
+        return behaviour(request)
+      except ServingError as error:
+        failure = error
+      except Exception as error:  # pylint: disable=broad-except
+        log.exception("%s failed", rpc)
+        failure = ServingError(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
+    context.abort(failure.code, failure.message)
 
-    def unary_unary(request, context):
-      if isinstance(request, _Undecodable):
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                      f"the {method_name} request is not a parseable protocol buffer "
-                      f"({request.error})")
-      return behaviour(request, context)
-
-    return handler._replace(request_deserializer=deserialize, unary_unary=unary_unary)
+  return grpc.unary_unary_rpc_method_handler(
+      handle, request_deserializer=_deserializer(_message_class(method.input_type)),
+      response_serializer=_message_class(method.output_type).SerializeToString)
 
 
-class _Collector:
-  """Receives what the generated add_*_to_server functions register."""
+def generic_handler(service: descriptor.ServiceDescriptor,
+                    servicer) -> grpc.GenericRpcHandler:
+  """Every method of `service`, answered by the servicer's method of the same name."""
+  return grpc.method_handlers_generic_handler(service.full_name, {
+      method.name: _method_handler(method, getattr(servicer, method.name, None))
+      for method in service.methods})
 
-  def __init__(self):
-    self.handlers = []
 
-  def add_generic_rpc_handlers(self, handlers):
-    self.handlers.extend(handlers)
-
-  def add_registered_method_handlers(self, service_name, method_handlers):
-    self.handlers.append(grpc.method_handlers_generic_handler(service_name, method_handlers))
+def handlers(core: ServingCore) -> List[grpc.GenericRpcHandler]:
+  return [generic_handler(PREDICTION_SERVICE, PredictionServicer(core)),
+          generic_handler(MODEL_SERVICE, ModelServicer(core))]
 
 
 def add_services(server: grpc.Server, core: ServingCore):
   """Registers PredictionService and ModelService for `core` on `server`."""
-  collector = _Collector()
-  prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-      PredictionServicer(core), collector)
-  model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), collector)
-  server.add_generic_rpc_handlers((_LenientHandlers(collector.handlers),))
+  server.add_generic_rpc_handlers(handlers(core))

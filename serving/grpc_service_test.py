@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
-                                     get_model_status_pb2, model_service_pb2_grpc,
+                                     get_model_status_pb2, inference_pb2,
+                                     model_management_pb2, model_service_pb2_grpc,
                                      prediction_service_pb2_grpc, regression_pb2)
 
 from serving import protos, requests
@@ -15,8 +16,6 @@ from serving.server import ModelServer, ServerConfig
 from serving.testing import (QUERY, bad_requests, examples_request, outputs, score_request,
                              start_server)
 
-# The C++ protobuf parser warns about the garbage tf.Example (it is refused anyway).
-pytestmark = pytest.mark.filterwarnings("ignore:Unexpected end-group tag")
 
 def test_predict_equals_the_in_process_model_on_both_signatures(stubs, model_dir):
   predict, _ = stubs
@@ -103,6 +102,26 @@ def test_undecodable_request_bytes_are_invalid_argument(server):
       code, details = _code(raw, garbage)
       assert code == grpc.StatusCode.INVALID_ARGUMENT and "not a parseable" in details
     assert raw(score_request().SerializeToString(), timeout=10)
+
+
+def test_unserved_methods_are_unimplemented_and_garbage_there_invalid(server, stubs):
+  predict, model_service = stubs
+  code, details = _code(predict.MultiInference, inference_pb2.MultiInferenceRequest())
+  assert code == grpc.StatusCode.UNIMPLEMENTED and "MultiInference" in details
+  code, _ = _code(model_service.HandleReloadConfigRequest,
+                  model_management_pb2.ReloadConfigRequest())
+  assert code == grpc.StatusCode.UNIMPLEMENTED
+  with grpc.insecure_channel(server.grpc_target) as channel:
+    for method in ("/tensorflow.serving.PredictionService/NoSuchMethod",
+                   "/tensorflow.serving.NoSuchService/Predict"):
+      raw = channel.unary_unary(method, request_serializer=lambda data: data,
+                                response_deserializer=lambda data: data)
+      assert _code(raw, b"")[0] == grpc.StatusCode.UNIMPLEMENTED
+    raw = channel.unary_unary("/tensorflow.serving.ModelService/GetModelStatus",
+                              request_serializer=lambda data: data,
+                              response_deserializer=lambda data: data)
+    code, details = _code(raw, b"\xff\xff\xff garbage")
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "not a parseable" in details
 
 
 def test_limits_are_enforced(model_dir):

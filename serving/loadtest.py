@@ -23,13 +23,17 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from components import example_io
-from models import signatures as contract
+from models import signatures
 from serving import requests
 from serving.requests import Behaviour, Candidate, ScoreQuery
 
 
-def query_from_examples(examples_dir: str, history_length: int, candidates: int) -> ScoreQuery:
-  """The longest real history (cut to L) and B distinct real candidate items."""
+def query_from_examples_dir(examples_dir: str, history_length: int,
+                            candidates: int) -> ScoreQuery:
+  """A load-test query from an ingest output's eval split: the longest real history,
+  cut (or extended further back in time) to history_length behaviours, and
+  `candidates` distinct real items. (requests.query_from_examples, by contrast,
+  turns given tf.Examples into one query: the first one's history, every item.)"""
   examples = list(example_io.read_examples(examples_dir, "eval"))
   longest = max(examples, key=lambda ex: len(ex["hist_item_ids"]))
   history = [Behaviour(i, c, t) for i, c, t in zip(longest["hist_item_ids"],
@@ -117,10 +121,10 @@ def _mutations(good, rng: random.Random):
     request.model_spec.signature_name = rng.choice(["scores", "predict", "\xff", "x" * 100])
   elif kind == 7:
     empty = np.array([], dtype=object)
-    request.inputs[rng.choice([contract.HIST_ITEM_IDS, contract.ITEM_IDS])].CopyFrom(
+    request.inputs[rng.choice([signatures.HIST_ITEM_IDS, signatures.ITEM_IDS])].CopyFrom(
         tf.make_tensor_proto(empty, dtype=tf.string))
   elif kind == 8:
-    request.inputs[contract.HIST_TIMESTAMPS].CopyFrom(tf.make_tensor_proto(
+    request.inputs[signatures.HIST_TIMESTAMPS].CopyFrom(tf.make_tensor_proto(
         np.array([rng.randrange(-10**12, 10**13) for _ in range(3)], np.int64)))
   else:
     request.model_spec.version.value = rng.randrange(1, 10**6)
@@ -166,8 +170,8 @@ def main(argv=None):
   parser.add_argument("--seconds", type=float, default=20)
   parser.add_argument("--fuzz", type=int, default=0)
   args = parser.parse_args(argv)
-  query = query_from_examples(args.examples, args.history_length, args.candidates)
-  request = requests.predict_request(args.model_name, contract.SCORE_SIGNATURE,
+  query = query_from_examples_dir(args.examples, args.history_length, args.candidates)
+  request = requests.predict_request(args.model_name, signatures.SCORE_SIGNATURE,
                                      requests.score_inputs(query))
   if args.fuzz:
     print(json.dumps(fuzz(args.server, request, args.fuzz), indent=2))

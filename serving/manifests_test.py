@@ -4,6 +4,8 @@ and with what `eta serve` would give tensorflow_model_server."""
 import os
 
 import yaml
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
 
 from serving import model_server
 from serving.server import ServerConfig
@@ -52,11 +54,14 @@ def test_manifests_are_consistent():
   paths = {name: f"{mounts['config']}/{name}"
            for name in (model_server.MODELS_CONFIG, model_server.BATCHING_CONFIG)}
 
-  # The ConfigMap holds exactly what `eta serve` writes for the mounted model dir,
-  # and the args are exactly the command it would exec.
-  assert config_map["data"] == {
-      model_server.MODELS_CONFIG: model_server.models_config("eta", model_dir),
-      model_server.BATCHING_CONFIG: model_server.batching_config()}
+  # The ConfigMap holds what `eta serve` writes for the mounted model dir (the
+  # same ModelServerConfig, however laid out), and the args are exactly the
+  # command it would exec.
+  assert set(config_map["data"]) == {model_server.MODELS_CONFIG, model_server.BATCHING_CONFIG}
+  assert text_format.Parse(config_map["data"][model_server.MODELS_CONFIG],
+                           model_server_config_pb2.ModelServerConfig()) == \
+      model_server.models_config("eta", model_dir)
+  assert config_map["data"][model_server.BATCHING_CONFIG] == model_server.batching_config()
   expected = model_server.command(model_server.BINARY, ServerConfig(
       model_dir=model_dir, grpc_port=ports["grpc"], rest_port=ports["http"]), paths)
   assert container["args"] == expected[1:]

@@ -20,7 +20,10 @@ its gRPC max receive message length.
 import math
 import os
 import shutil
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
 
 from serving.server import ServerConfig
 
@@ -47,27 +50,24 @@ def binds_every_interface(host: str) -> bool:
   return host in WILDCARD_HOSTS
 
 
-def _quote(text: str) -> str:
-  return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def models_config(model_name: str, base_path: str) -> model_server_config_pb2.ModelServerConfig:
+  """A ModelServerConfig: one TensorFlow model, its newest version served."""
+  config = model_server_config_pb2.ModelServerConfig()
+  model = config.model_config_list.config.add(name=model_name, base_path=base_path,
+                                               model_platform="tensorflow")
+  model.model_version_policy.latest.num_versions = 1
+  return config
 
 
-def models_config(model_name: str, base_path: str) -> str:
-  """A ModelServerConfig text proto: one model, its newest version served."""
-  return (
-      "model_config_list {\n"
-      "  config {\n"
-      f"    name: {_quote(model_name)}\n"
-      f"    base_path: {_quote(base_path)}\n"
-      '    model_platform: "tensorflow"\n'
-      "    model_version_policy { latest { num_versions: 1 } }\n"
-      "  }\n"
-      "}\n")
+def batching_config(parameters: Optional[Mapping[str, int]] = None) -> str:
+  """A BatchingParameters text proto (each field an Int64Value wrapper).
 
-
-def batching_config(parameters: Dict[str, int] = None) -> str:
-  """A BatchingParameters text proto (each field an Int64Value wrapper)."""
+  Written by hand: tensorflow-serving-api ships no session_bundle_config_pb2
+  (BatchingParameters lives in the model server's own protos), and four integer
+  wrappers need no escaping.
+  """
   parameters = BATCHING_PARAMETERS if parameters is None else parameters
-  return "".join(f"{name} {{ value: {value} }}\n" for name, value in parameters.items())
+  return "".join(f"{name} {{ value: {int(value)} }}\n" for name, value in parameters.items())
 
 
 def absolute_base_path(model_dir: str) -> str:
@@ -78,8 +78,8 @@ def absolute_base_path(model_dir: str) -> str:
 def write_config_files(config: ServerConfig, config_dir: str) -> Dict[str, str]:
   """Writes models.config and batching.config; returns {file name: path}."""
   os.makedirs(config_dir, exist_ok=True)
-  contents = {MODELS_CONFIG: models_config(config.model_name,
-                                           absolute_base_path(config.model_dir)),
+  models = models_config(config.model_name, absolute_base_path(config.model_dir))
+  contents = {MODELS_CONFIG: text_format.MessageToString(models),
               BATCHING_CONFIG: batching_config()}
   paths = {}
   for name, text in contents.items():

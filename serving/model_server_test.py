@@ -1,14 +1,33 @@
 """The real tensorflow_model_server's command line and config files (not run here)."""
 
 import os
-import re
 
+from google.protobuf import (descriptor_pb2, descriptor_pool, message_factory, text_format,
+                             wrappers_pb2)
 from tensorflow_serving.config import model_server_config_pb2
-from google.protobuf import text_format
 
 from serving import model_server
 from serving.limits import Limits
 from serving.server import ServerConfig
+
+
+def _batching_parameters():
+  """The fields of TF Serving's BatchingParameters that batching.config sets (the
+  tensorflow-serving-api wheel does not ship session_bundle_config_pb2)."""
+  pool = descriptor_pool.DescriptorPool()
+  pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+  proto = descriptor_pb2.FileDescriptorProto(
+      name="batching_parameters_test.proto", package="tensorflow.serving", syntax="proto3",
+      dependency=["google/protobuf/wrappers.proto"])
+  message = proto.message_type.add(name="BatchingParameters")
+  field = descriptor_pb2.FieldDescriptorProto
+  for number, name in enumerate(("max_batch_size", "batch_timeout_micros",
+                                 "max_enqueued_batches", "num_batch_threads"), 1):
+    message.field.add(name=name, number=number, type=field.TYPE_MESSAGE,
+                      label=field.LABEL_OPTIONAL, type_name=".google.protobuf.Int64Value")
+  pool.Add(proto)
+  return message_factory.MessageFactory(pool).GetPrototype(
+      pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))()
 
 
 def test_config_files_parse_as_tf_serving_protos(tmp_path):
@@ -22,8 +41,10 @@ def test_config_files_parse_as_tf_serving_protos(tmp_path):
   assert model.base_path == os.path.abspath("relative/serving")
   assert model.model_version_policy.latest.num_versions == 1
   with open(paths[model_server.BATCHING_CONFIG]) as handle:
-    batching = dict(re.findall(r"^(\w+) \{ value: (\d+) \}$", handle.read(), re.M))
-  assert {k: int(v) for k, v in batching.items()} == model_server.BATCHING_PARAMETERS
+    batching = text_format.Parse(handle.read(), _batching_parameters())
+  assert {field.name: value.value for field, value in batching.ListFields()} == {
+      "max_batch_size": 256, "batch_timeout_micros": 2000, "max_enqueued_batches": 64,
+      "num_batch_threads": 4}
 
   argv = model_server.command("/usr/bin/tensorflow_model_server", config, paths)
   assert argv[0] == "/usr/bin/tensorflow_model_server"
@@ -42,4 +63,12 @@ def test_uris_are_kept_and_only_wildcard_hosts_use_the_binary():
   assert model_server.absolute_base_path("gs://bucket/serving") == "gs://bucket/serving"
   assert model_server.binds_every_interface("0.0.0.0")
   assert not model_server.binds_every_interface("127.0.0.1")
-  assert '"a\\"b"' in model_server.models_config('a"b', "/m")
+
+
+def test_names_and_paths_are_escaped_by_text_format(tmp_path):
+  config = ServerConfig(model_dir='gs://bucket/my "models"\\x', model_name='a"b\\c')
+  paths = model_server.write_config_files(config, str(tmp_path))
+  with open(paths[model_server.MODELS_CONFIG]) as handle:
+    (model,) = text_format.Parse(handle.read(), model_server_config_pb2.ModelServerConfig()
+                                 ).model_config_list.config
+  assert (model.name, model.base_path) == ('a"b\\c', 'gs://bucket/my "models"\\x')

@@ -24,12 +24,12 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import predict_pb2
 
-from models import signatures as contract
+from models import signatures
 
 DEFAULT_CATEGORY = "unknown"  # the ingest's category for an event without one
-_INT_FEATURES = (contract.TIMESTAMP, contract.HIST_TIMESTAMPS, "label", "hist_labels")
-_BYTES_FEATURES = (contract.USER_ID, contract.ITEM_ID, contract.CATEGORY, contract.HIST_ITEM_IDS,
-                   contract.HIST_CATEGORIES)
+_INT_FEATURES = (signatures.TIMESTAMP, signatures.HIST_TIMESTAMPS, "label", "hist_labels")
+_BYTES_FEATURES = (signatures.USER_ID, signatures.ITEM_ID, signatures.CATEGORY,
+                   signatures.HIST_ITEM_IDS, signatures.HIST_CATEGORIES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,16 +91,16 @@ def query_from_json(data: Dict[str, Any]) -> ScoreQuery:
   """Either JSON form above -> ScoreQuery."""
   if not isinstance(data, dict):
     raise ValueError("the history file must hold a JSON object")
-  if contract.HIST_ITEM_IDS in data:
-    items = data[contract.HIST_ITEM_IDS]
-    categories = data.get(contract.HIST_CATEGORIES, [DEFAULT_CATEGORY] * len(items))
-    times = data.get(contract.HIST_TIMESTAMPS)
+  if signatures.HIST_ITEM_IDS in data:
+    items = data[signatures.HIST_ITEM_IDS]
+    categories = data.get(signatures.HIST_CATEGORIES, [DEFAULT_CATEGORY] * len(items))
+    times = data.get(signatures.HIST_TIMESTAMPS)
     if times is None or not len(items) == len(categories) == len(times):
       raise ValueError("hist_item_ids, hist_categories and hist_timestamps must be lists "
                        "of the same length")
     history = [Behaviour(str(i), str(c), int(t)) for i, c, t in zip(items, categories, times)]
-    cand_items = data.get(contract.ITEM_IDS, [])
-    cand_categories = data.get(contract.CATEGORIES, [DEFAULT_CATEGORY] * len(cand_items))
+    cand_items = data.get(signatures.ITEM_IDS, [])
+    cand_categories = data.get(signatures.CATEGORIES, [DEFAULT_CATEGORY] * len(cand_items))
     if len(cand_items) != len(cand_categories):
       raise ValueError("item_ids and categories must have the same length")
     candidates = [Candidate(str(i), str(c)) for i, c in zip(cand_items, cand_categories)]
@@ -117,10 +117,10 @@ def query_from_json(data: Dict[str, Any]) -> ScoreQuery:
   else:
     raise ValueError("the history file needs 'history' (a list of behaviours) or "
                      "'hist_item_ids' / 'hist_categories' / 'hist_timestamps'")
-  request_time = data.get(contract.REQUEST_TIME)
+  request_time = data.get(signatures.REQUEST_TIME)
   return ScoreQuery(_sorted_history(history), candidates,
                     None if request_time is None else int(request_time),
-                    str(data.get(contract.USER_ID, "eta-predict")))
+                    str(data.get(signatures.USER_ID, "eta-predict")))
 
 
 def load_history_file(path: str) -> ScoreQuery:
@@ -189,8 +189,8 @@ def _ints(example: tf.train.Example, name: str) -> List[int]:
 
 
 def candidate_of(example: tf.train.Example) -> Candidate:
-  return Candidate(next(iter(_bytes(example, contract.ITEM_ID)), "?"),
-                   next(iter(_bytes(example, contract.CATEGORY, DEFAULT_CATEGORY))))
+  return Candidate(next(iter(_bytes(example, signatures.ITEM_ID)), "?"),
+                   next(iter(_bytes(example, signatures.CATEGORY, DEFAULT_CATEGORY))))
 
 
 def query_from_examples(examples: Sequence[tf.train.Example]) -> ScoreQuery:
@@ -198,12 +198,12 @@ def query_from_examples(examples: Sequence[tf.train.Example]) -> ScoreQuery:
   if not examples:
     raise ValueError("the example file holds no examples")
   first = examples[0]
-  items = _bytes(first, contract.HIST_ITEM_IDS)
-  categories = _bytes(first, contract.HIST_CATEGORIES) or [DEFAULT_CATEGORY] * len(items)
-  times = _ints(first, contract.HIST_TIMESTAMPS)
+  items = _bytes(first, signatures.HIST_ITEM_IDS)
+  categories = _bytes(first, signatures.HIST_CATEGORIES) or [DEFAULT_CATEGORY] * len(items)
+  times = _ints(first, signatures.HIST_TIMESTAMPS)
   history = [Behaviour(i, c, t) for i, c, t in zip(items, categories, times)]
-  request_time = next(iter(_ints(first, contract.TIMESTAMP)), None)
-  user = next(iter(_bytes(first, contract.USER_ID)), "eta-predict")
+  request_time = next(iter(_ints(first, signatures.TIMESTAMP)), None)
+  user = next(iter(_bytes(first, signatures.USER_ID)), "eta-predict")
   return ScoreQuery(_sorted_history(history), [candidate_of(e) for e in examples],
                     request_time, user)
 
@@ -217,12 +217,12 @@ def _string_array(values: Sequence[str]) -> np.ndarray:
 def score_inputs(query: ScoreQuery) -> Dict[str, np.ndarray]:
   """The `score` signature's inputs for a query."""
   return {
-      contract.HIST_ITEM_IDS: _string_array([b.item_id for b in query.history]),
-      contract.HIST_CATEGORIES: _string_array([b.category for b in query.history]),
-      contract.HIST_TIMESTAMPS: np.array([b.timestamp for b in query.history], np.int64),
-      contract.ITEM_IDS: _string_array([c.item_id for c in query.candidates]),
-      contract.CATEGORIES: _string_array([c.category for c in query.candidates]),
-      contract.REQUEST_TIME: np.array(query.resolved_time(), np.int64),
+      signatures.HIST_ITEM_IDS: _string_array([b.item_id for b in query.history]),
+      signatures.HIST_CATEGORIES: _string_array([b.category for b in query.history]),
+      signatures.HIST_TIMESTAMPS: np.array([b.timestamp for b in query.history], np.int64),
+      signatures.ITEM_IDS: _string_array([c.item_id for c in query.candidates]),
+      signatures.CATEGORIES: _string_array([c.category for c in query.candidates]),
+      signatures.REQUEST_TIME: np.array(query.resolved_time(), np.int64),
   }
 
 
@@ -232,15 +232,15 @@ def examples_for_query(query: ScoreQuery) -> List[bytes]:
   for candidate in query.candidates:
     example = tf.train.Example()
     features = example.features.feature
-    features[contract.USER_ID].bytes_list.value.append(query.user_id.encode())
-    features[contract.ITEM_ID].bytes_list.value.append(candidate.item_id.encode())
-    features[contract.CATEGORY].bytes_list.value.append(candidate.category.encode())
-    features[contract.TIMESTAMP].int64_list.value.append(query.resolved_time())
-    features[contract.HIST_ITEM_IDS].bytes_list.value.extend(
+    features[signatures.USER_ID].bytes_list.value.append(query.user_id.encode())
+    features[signatures.ITEM_ID].bytes_list.value.append(candidate.item_id.encode())
+    features[signatures.CATEGORY].bytes_list.value.append(candidate.category.encode())
+    features[signatures.TIMESTAMP].int64_list.value.append(query.resolved_time())
+    features[signatures.HIST_ITEM_IDS].bytes_list.value.extend(
         b.item_id.encode() for b in query.history)
-    features[contract.HIST_CATEGORIES].bytes_list.value.extend(
+    features[signatures.HIST_CATEGORIES].bytes_list.value.extend(
         b.category.encode() for b in query.history)
-    features[contract.HIST_TIMESTAMPS].int64_list.value.extend(
+    features[signatures.HIST_TIMESTAMPS].int64_list.value.extend(
         b.timestamp for b in query.history)
     serialized.append(example.SerializeToString())
   return serialized

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import signatures as contract
+from models import signatures
 from serving import explain, requests
 
 
@@ -24,8 +24,8 @@ def test_history_file_in_both_forms_sorted_most_recent_first(tmp_path):
     assert [b.item_id for b in query.history] == ["b", "a"]
     assert query.candidates == [requests.Candidate("c", "y"), requests.Candidate("d", "unknown")]
     inputs = requests.score_inputs(query)
-    assert inputs[contract.HIST_TIMESTAMPS].tolist() == [30, 10]
-    assert inputs[contract.REQUEST_TIME].shape == () and inputs[contract.REQUEST_TIME] == 40
+    assert inputs[signatures.HIST_TIMESTAMPS].tolist() == [30, 10]
+    assert inputs[signatures.REQUEST_TIME].shape == () and inputs[signatures.REQUEST_TIME] == 40
   (tmp_path / "bad.json").write_text("{")
   with pytest.raises(ValueError, match="not JSON"):
     requests.load_history_file(str(tmp_path / "bad.json"))

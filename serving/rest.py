@@ -1,4 +1,4 @@
-"""TF Serving's REST API on http.server (one thread per connection, bounded).
+"""TF Serving's REST API on Tornado.
 
   POST /v1/models/NAME[/versions/N]:predict   {"instances": ...} | {"inputs": ...}
   GET  /v1/models/NAME[/versions/N]           version status
@@ -6,19 +6,33 @@
 
 Errors are {"error": "..."} with TF Serving's HTTP status for the gRPC code
 (400 bad request, 404 unknown model/version/signature, 413 body over
---max-message-mb, 503 no version loaded yet or server busy).
+--max-message-mb, 503 no version loaded yet, server busy or shutting down).
+
+Tornado does the HTTP: keep-alive, Content-Length and chunked request bodies,
+idle and body timeouts. Its IOLoop (an asyncio loop) runs on one thread of its
+own; predictions (JSON decoding, the model, JSON encoding) run on a bounded
+thread pool, so the loop only moves bytes. Status and metadata are answered on
+the loop: they only read the manager's state.
+
+The body limit is checked as the body arrives: a Content-Length over it is
+answered 413 before any of the body is read, a chunked body as soon as it
+passes the limit; either way the connection is then closed (the rest of the
+body is never read).
 """
 
-import contextlib
-import http.server
+import asyncio
+import functools
 import json
 import logging
 import re
-import socket
 import threading
-from typing import Any, Dict, Optional, Tuple
+from concurrent import futures
+from typing import Any, Dict, List, Optional, Tuple
 
 import grpc
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
 from google.protobuf import json_format
 
 from serving import json_codec, protos
@@ -31,135 +45,18 @@ _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
                    r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
                    r"(?P<action>/metadata|:[A-Za-z]+)?/?$")
 
-# A connection that sends nothing for this long is closed, so slow clients
-# cannot hold handler threads forever.
+# A connection that sends nothing for this long is closed, and so is one whose
+# body takes longer than _BODY_SECONDS, so slow clients cannot hold connections.
 _IDLE_SECONDS = 30
+_BODY_SECONDS = 120
+# Chunked bodies are counted by the handler, which answers 413 itself; Tornado's
+# own limit (a bare 400) is lifted for them.
+_UNBOUNDED = 1 << 62
 
 
 def _message_dict(message) -> Dict[str, Any]:
   return json_format.MessageToDict(message, preserving_proto_field_name=True,
                                    including_default_value_fields=True)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-  protocol_version = "HTTP/1.1"
-  server_version = "eta-serving"
-  timeout = _IDLE_SECONDS
-  server: "RestServer._HttpServer"
-
-  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-    log.debug("%s %s", self.address_string(), format % args)
-
-  def do_GET(self):
-    self._respond("GET")
-
-  def do_POST(self):
-    self._respond("POST")
-
-  def do_PUT(self):
-    self._respond("PUT")
-
-  def do_DELETE(self):
-    self._respond("DELETE")
-
-  def _respond(self, method: str):
-    try:
-      status, body = self._route(method)
-    except ServingError as error:
-      status, body = error.http_status, {"error": error.message}
-    except Exception as error:  # pylint: disable=broad-except
-      log.exception("REST %s %s failed", method, self.path)
-      status, body = 500, {"error": f"{type(error).__name__}: {error}"}
-    payload = json.dumps(body).encode("utf-8")
-    try:
-      self.send_response(status)
-      self.send_header("Content-Type", "application/json")
-      self.send_header("Content-Length", str(len(payload)))
-      if self.close_connection:
-        self.send_header("Connection", "close")
-      self.end_headers()
-      self.wfile.write(payload)
-    except OSError:  # the client went away
-      self.close_connection = True
-
-  def _route(self, method: str) -> Tuple[int, Dict[str, Any]]:
-    match = _PATH.match(self.path.split("?", 1)[0])
-    if not match:
-      self._drain()
-      raise not_found(f"no such resource {self.path!r}; expected "
-                      "/v1/models/NAME[/versions/N][:predict|/metadata]")
-    core: ServingCore = self.server.core
-    if match["label"] is not None:
-      self._drain()
-      raise not_found(f"version label '{match['label']}' is unknown; this server has no "
-                      "version labels")
-    version = _parse_version(match["version"])
-    action = match["action"] or ""
-    if method == "GET" and action in ("", "/metadata"):
-      self._drain()
-      if action == "/metadata":
-        served, defs = core.metadata(match["name"], version)
-        response = protos.metadata_response(match["name"], served, defs)
-        return 200, {"model_spec": _message_dict(response.model_spec),
-                     "metadata": {protos.SIGNATURE_DEF: _message_dict(
-                         protos.unpack_signature_defs(response))}}
-      return 200, _message_dict(protos.status_response(core.status(match["name"], version)))
-    if method == "POST" and action == ":predict":
-      body = self._read_body(core.limits.max_message_bytes)
-      with self.server.slot():
-        return 200, self._predict(core, match["name"], version, body)
-    self._drain()
-    if method == "POST" and action in (":classify", ":regress"):
-      raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
-                         f"{action[1:]} is not served over REST here; use :predict, or "
-                         "Classify / Regress over gRPC")
-    raise ServingError(grpc.StatusCode.UNIMPLEMENTED, f"{method} {self.path} is not supported")
-
-  @staticmethod
-  def _predict(core: ServingCore, name: str, version: Optional[int], body: bytes):
-    parsed = json_codec.parse_body(body)
-    form = []
-
-    def decode(specs):
-      request_form, inputs = json_codec.request_inputs(parsed, specs)
-      form.append(request_form)
-      return inputs
-
-    result = core.predict(name, version, parsed.get("signature_name", ""), decode)
-    return json_codec.response_body(form[0], result.outputs)
-
-  def _content_length(self) -> int:
-    text = self.headers.get("Content-Length")
-    if text is None:
-      return 0
-    if not text.strip().isdigit():
-      self.close_connection = True
-      raise invalid_argument(f"bad Content-Length {text!r}")
-    return int(text)
-
-  def _drain(self):
-    """Reads and drops a body the route does not use, so keep-alive stays in step."""
-    length = self._content_length()
-    if length > (1 << 20):
-      self.close_connection = True
-    elif length:
-      self.rfile.read(length)
-
-  def _read_body(self, limit: int) -> bytes:
-    if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-      self.close_connection = True
-      raise invalid_argument("chunked request bodies are not supported; send Content-Length")
-    length = self._content_length()
-    if length > limit:
-      self.close_connection = True  # the unread body makes the connection unusable
-      raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                         f"the request body has {length} bytes, more than this server's "
-                         f"limit of {limit} (--max-message-mb)")
-    body = self.rfile.read(length)
-    if len(body) != length:
-      self.close_connection = True
-      raise invalid_argument("the request body ended early")
-    return body
 
 
 def _parse_version(text: Optional[str]) -> Optional[int]:
@@ -170,60 +67,264 @@ def _parse_version(text: Optional[str]) -> Optional[int]:
   return int(text)
 
 
+def _predict(core: ServingCore, name: str, version: Optional[int], body: bytes) -> bytes:
+  """One :predict request, on a pool thread: JSON body in, JSON response out."""
+  parsed = json_codec.parse_body(body)
+  form = []
+
+  def decode(specs):
+    request_form, inputs = json_codec.request_inputs(parsed, specs)
+    form.append(request_form)
+    return inputs
+
+  result = core.predict(name, version, parsed.get("signature_name", ""), decode)
+  return json.dumps(json_codec.response_body(form[0], result.outputs)).encode("utf-8")
+
+
+class _State:
+  """What the handlers share. Touched on the IOLoop thread only, so no locks."""
+
+  def __init__(self, core: ServingCore, max_concurrent: int):
+    self.core = core
+    self.max_concurrent = max_concurrent
+    # At most max_concurrent predictions run at once; as many again may wait
+    # for a thread; beyond that a prediction is answered 503 at once.
+    self.pool = futures.ThreadPoolExecutor(max_workers=max_concurrent,
+                                           thread_name_prefix="rest")
+    self.in_flight = 0
+    self.closing = False
+
+  def admit(self):
+    if self.closing:
+      raise unavailable("the server is shutting down")
+    if self.in_flight >= 2 * self.max_concurrent:
+      raise unavailable("the server is busy; retry")
+
+
+@tornado.web.stream_request_body
+class _Handler(tornado.web.RequestHandler):
+  """Every path: routed by _PATH, so unknown ones get a JSON 404 too."""
+
+  SUPPORTED_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")  # others: 405
+
+  def initialize(self, state: _State):  # pylint: disable=arguments-differ
+    self._state = state
+    self._limit = state.core.limits.max_message_bytes
+    self._chunks: List[bytes] = []
+    self._received = 0
+
+  def set_default_headers(self):
+    self.set_header("Content-Type", "application/json")
+    self.set_header("Server", "eta-serving")
+
+  def compute_etag(self):
+    return None  # answers change as versions load; no ETag / 304
+
+  def _reply(self, status: int, body):
+    if self._finished:
+      return
+    self.set_status(status)
+    self.finish(body if isinstance(body, bytes) else json.dumps(body).encode("utf-8"))
+
+  def _too_large(self, length: Optional[int]):
+    size = f"has {length} bytes" if length is not None else "is"
+    error = ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                         f"the request body {size} more than this server's limit of "
+                         f"{self._limit} bytes (--max-message-mb)")
+    self._chunks = []
+    # Tornado closes the connection after this answer (the body is left unread),
+    # but decides so only after the headers are written: tell the client.
+    self.set_header("Connection", "close")
+    self._reply(error.http_status, {"error": error.message})
+
+  def prepare(self):
+    length = self.request.headers.get("Content-Length")
+    if length is not None and length.strip().isdigit() and int(length) > self._limit:
+      # Answer before reading the body; lifting Tornado's limit to the declared
+      # length keeps it from appending its own 400. The connection closes after
+      # the answer (the finish while the body is unread), so the body is not read.
+      self.request.connection.set_max_body_size(int(length))
+      self._too_large(int(length))
+    elif length is None:
+      self.request.connection.set_max_body_size(_UNBOUNDED)  # chunked: counted below
+
+  def data_received(self, chunk: bytes):
+    if self._finished:
+      return
+    self._received += len(chunk)
+    if self._received > self._limit:
+      self._too_large(None)
+    else:
+      self._chunks.append(chunk)
+
+  def write_error(self, status_code: int, **kwargs):
+    """Tornado's own errors (405, ...) as JSON too."""
+    self.finish(json.dumps({"error": self._reason}).encode("utf-8"))
+
+  def log_exception(self, typ, value, tb):
+    if not isinstance(value, tornado.web.HTTPError):
+      log.error("REST %s %s failed", self.request.method, self.request.uri,
+                exc_info=(typ, value, tb))
+
+  async def get(self):
+    await self._respond("GET")
+
+  async def post(self):
+    await self._respond("POST")
+
+  async def put(self):
+    await self._respond("PUT")
+
+  async def delete(self):
+    await self._respond("DELETE")
+
+  async def patch(self):
+    await self._respond("PATCH")
+
+  async def _respond(self, method: str):
+    if self._finished:  # already answered 413 while the body arrived
+      return
+    try:
+      status, body = await self._route(method)
+    except ServingError as error:
+      status, body = error.http_status, {"error": error.message}
+    except Exception as error:  # pylint: disable=broad-except
+      log.exception("REST %s %s failed", method, self.request.uri)
+      status, body = 500, {"error": f"{type(error).__name__}: {error}"}
+    self._reply(status, body)
+
+  async def _route(self, method: str) -> Tuple[int, Any]:
+    path = self.request.path
+    match = _PATH.match(path)
+    if not match:
+      raise not_found(f"no such resource {path!r}; expected "
+                      "/v1/models/NAME[/versions/N][:predict|/metadata]")
+    if match["label"] is not None:
+      raise not_found(f"version label '{match['label']}' is unknown; this server has no "
+                      "version labels")
+    core = self._state.core
+    version = _parse_version(match["version"])
+    action = match["action"] or ""
+    if method == "GET" and action == "/metadata":
+      served, defs = core.metadata(match["name"], version)
+      response = protos.metadata_response(match["name"], served, defs)
+      return 200, {"model_spec": _message_dict(response.model_spec),
+                   "metadata": {protos.SIGNATURE_DEF: _message_dict(
+                       protos.unpack_signature_defs(response))}}
+    if method == "GET" and action == "":
+      return 200, _message_dict(protos.status_response(core.status(match["name"], version)))
+    if method == "POST" and action == ":predict":
+      return 200, await self._predict(match["name"], version)
+    if method == "POST" and action in (":classify", ":regress"):
+      raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
+                         f"{action[1:]} is not served over REST here; use :predict, or "
+                         "Classify / Regress over gRPC")
+    raise ServingError(grpc.StatusCode.UNIMPLEMENTED, f"{method} {path} is not supported")
+
+  async def _predict(self, name: str, version: Optional[int]) -> bytes:
+    state = self._state
+    state.admit()
+    body, self._chunks = b"".join(self._chunks), []
+    state.in_flight += 1
+    try:
+      return await asyncio.get_running_loop().run_in_executor(
+          state.pool, functools.partial(_predict, state.core, name, version, body))
+    finally:
+      state.in_flight -= 1
+
+
+def _log_request(handler: tornado.web.RequestHandler):
+  request = handler.request
+  log.debug("%d %s %s (%s) %.1fms", handler.get_status(), request.method, request.uri,
+            request.remote_ip, 1000.0 * request.request_time())
+
+
 class RestServer:
-  """The REST API for one ServingCore on host:port (0 = any free port)."""
+  """The REST API for one ServingCore on host:port (0 = any free port).
 
-  class _HttpServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(self, address, core: ServingCore, max_concurrent: int, ipv6: bool):
-      self.address_family = socket.AF_INET6 if ipv6 else socket.AF_INET
-      self.core = core
-      self._slots = threading.BoundedSemaphore(max_concurrent)
-      self._idle = threading.Condition()
-      self.in_flight = 0
-      super().__init__(address, _Handler)
-
-    @contextlib.contextmanager
-    def slot(self):
-      """Bounds concurrent predictions (beyond that a request waits briefly, then
-      503) and counts them, so stop() can let them finish."""
-      if not self._slots.acquire(timeout=5.0):
-        raise unavailable("the server is busy; retry")
-      with self._idle:
-        self.in_flight += 1
-      try:
-        yield
-      finally:
-        with self._idle:
-          self.in_flight -= 1
-          self._idle.notify_all()
-        self._slots.release()
-
-    def wait_idle(self, timeout: float) -> bool:
-      with self._idle:
-        return self._idle.wait_for(lambda: self.in_flight == 0, timeout)
+  The port is bound on construction; start() runs the IOLoop on its own thread;
+  stop(grace) stops accepting, lets predictions in flight finish for up to
+  `grace` seconds (new requests on open connections get 503), then closes every
+  connection.
+  """
 
   def __init__(self, core: ServingCore, host: str, port: int, max_concurrent: int = 32):
-    self._server = self._HttpServer((host, port), core, max_concurrent, ":" in host)
+    self._state = _State(core, max_concurrent)
+    address = host.strip("[]")
+    # "::" binds IPv4 too (Tornado's IPv6 sockets are IPv6-only), as gRPC's [::] does.
+    self._sockets = tornado.netutil.bind_sockets(
+        port, address=None if address == "::" else address, backlog=128)
+    self._app = tornado.web.Application([(r".*", _Handler, {"state": self._state})],
+                                        log_function=_log_request, compress_response=False)
+    self._loop: Optional[asyncio.AbstractEventLoop] = None
+    self._http: Optional[tornado.httpserver.HTTPServer] = None
     self._thread: Optional[threading.Thread] = None
 
   @property
   def port(self) -> int:
-    return self._server.server_address[1]
+    return self._sockets[0].getsockname()[1]
+
+  async def _listen(self):
+    self._http = tornado.httpserver.HTTPServer(
+        self._app, max_body_size=self._state.core.limits.max_message_bytes,
+        idle_connection_timeout=_IDLE_SECONDS, body_timeout=_BODY_SECONDS)
+    self._http.add_sockets(self._sockets)
 
   def start(self):
-    self._thread = threading.Thread(target=self._server.serve_forever, kwargs={
-        "poll_interval": 0.2}, name="rest", daemon=True)
+    ready = threading.Event()
+    failure: List[BaseException] = []
+
+    def run():
+      loop = asyncio.new_event_loop()
+      asyncio.set_event_loop(loop)
+      try:
+        loop.run_until_complete(self._listen())
+      except BaseException as error:  # pylint: disable=broad-except
+        failure.append(error)
+        loop.close()
+        ready.set()
+        return
+      self._loop = loop
+      ready.set()
+      try:
+        loop.run_forever()
+      finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    self._thread = threading.Thread(target=run, name="rest", daemon=True)
     self._thread.start()
+    ready.wait()
+    if failure:
+      raise failure[0]
+
+  async def _shutdown(self, grace: float):
+    state = self._state
+    state.closing = True
+    self._http.stop()  # stops accepting; closes the listening sockets
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while state.in_flight and loop.time() < deadline:
+      await asyncio.sleep(0.02)
+    if state.in_flight:
+      log.warning("REST requests still running after %gs; stopping anyway", grace)
+    try:
+      await asyncio.wait_for(self._http.close_all_connections(), timeout=5)
+    except asyncio.TimeoutError:
+      log.warning("REST connections did not close within 5s")
 
   def stop(self, grace: float = 10.0):
     """Stops accepting; predictions in flight get up to `grace` seconds to finish."""
-    self._server.shutdown()
-    self._server.server_close()
-    if not self._server.wait_idle(grace):
-      log.warning("REST requests still running after %.0fs; stopping anyway", grace)
-    if self._thread is not None:
+    loop = self._loop
+    if loop is None:  # never started
+      for sock in self._sockets:
+        sock.close()
+    else:
+      try:
+        asyncio.run_coroutine_threadsafe(self._shutdown(grace), loop).result(grace + 10)
+      except Exception:  # pylint: disable=broad-except
+        log.exception("REST shutdown failed")
+      loop.call_soon_threadsafe(loop.stop)
       self._thread.join(timeout=5)
+      self._loop = None
+    self._state.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,11 +1,20 @@
-"""The REST API: both request forms equal gRPC; status, metadata; 400/404 with reasons."""
+"""The REST API: both request forms equal gRPC; status, metadata; 400/404/413/503 with
+reasons; chunked bodies, keep-alive, the concurrency bound and a graceful stop."""
 
 import base64
+import http.client
+import json
+import threading
+import time
+import urllib.parse
 
 import numpy as np
+import tensorflow as tf
 
 from serving import requests
+from serving.core import Prediction
 from serving.limits import Limits
+from serving.rest import RestServer
 from serving.testing import QUERY, examples_request, outputs, score_request, start_server
 from serving.testing import rest_call as call
 
@@ -86,3 +95,135 @@ def test_oversize_body_is_refused_before_reading(model_dir):
     assert status == 413 and "--max-message-mb" in reply["error"]
   finally:
     server.stop()
+
+
+def _connection(server) -> http.client.HTTPConnection:
+  url = urllib.parse.urlparse(server.rest_url)
+  return http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+
+
+def _exchange(connection, method, path, body=None, headers=None):
+  connection.request(method, path, body=body, headers=headers or {})
+  response = connection.getresponse()
+  return response.status, json.loads(response.read()), response
+
+
+def test_chunked_bodies_are_accepted_and_connections_kept_alive(server):
+  payload = json.dumps({"instances": [_b64(e) for e in requests.examples_for_query(QUERY)]})
+  expected = call(server, "POST", "/v1/models/eta:predict", json.loads(payload))[1]
+  connection = _connection(server)
+  try:
+    pieces = (payload[i:i + 50].encode() for i in range(0, len(payload), 50))
+    status, body, response = _exchange(  # an iterable body: http.client sends it chunked
+        connection, "POST", "/v1/models/eta:predict", pieces)
+    assert status == 200 and not response.will_close
+    np.testing.assert_allclose(body["predictions"], expected["predictions"], atol=1e-6)
+    sock = connection.sock
+    for method, path, data, code in [("GET", "/v1/models/eta", None, 200),
+                                     ("GET", "/nowhere", None, 404),
+                                     ("GET", "/v1/models/eta", b"ignored body", 200),
+                                     ("POST", "/v1/models/eta:predict", payload.encode(), 200),
+                                     ("POST", "/v1/models/eta:predict", b"{oops", 400)]:
+      status, body, response = _exchange(connection, method, path, data)
+      assert status == code and not response.will_close, (path, body)
+      assert connection.sock is sock  # the same connection throughout
+  finally:
+    connection.close()
+
+
+def test_oversize_chunked_body_is_413_and_serving_goes_on(model_dir):
+  server = start_server(model_dir, limits=Limits(max_message_bytes=1024))
+  try:
+    connection = _connection(server)
+    status, reply, response = _exchange(connection, "POST", "/v1/models/eta:predict",
+                                        (b"x" * 400 for _ in range(10)))
+    assert status == 413 and "--max-message-mb" in reply["error"] and response.will_close
+    connection.close()
+    assert call(server, "GET", "/v1/models/eta")[0] == 200
+  finally:
+    server.stop()
+
+
+def test_other_methods_get_json_errors(server):
+  status, reply = call(server, "OPTIONS", "/v1/models/eta")
+  assert status == 405 and reply["error"]
+  status, reply = call(server, "DELETE", "/v1/models/eta")
+  assert status == 501 and "not supported" in reply["error"]
+
+
+class _BlockingCore:
+  """Just enough of a ServingCore for RestServer: predictions wait for `release`."""
+
+  limits = Limits()
+
+  def __init__(self):
+    self.started = threading.Semaphore(0)
+    self.release = threading.Event()
+
+  def predict(self, name, version, signature_name, decode):
+    decode({"x": tf.TensorSpec([None], tf.float32)})
+    self.started.release()
+    self.release.wait(20)
+    return Prediction(1, "serving_default", {"y": np.array([0.5], np.float32)})
+
+
+def _post_in_background(port, results):
+  def post():
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+      status, body, _ = _exchange(connection, "POST", "/v1/models/eta:predict",
+                                  b'{"instances": [1.0]}')
+      results.append((status, body))
+    except OSError as error:
+      results.append((None, str(error)))
+    finally:
+      connection.close()
+  thread = threading.Thread(target=post)
+  thread.start()
+  return thread
+
+
+def test_concurrency_is_bounded_and_stop_lets_predictions_finish():
+  core = _BlockingCore()
+  rest = RestServer(core, "127.0.0.1", 0, max_concurrent=1)
+  rest.start()
+  results = []
+  running = _post_in_background(rest.port, results)
+  assert core.started.acquire(timeout=10)        # one prediction runs
+  queued = _post_in_background(rest.port, results)  # one waits for the thread
+  deadline = time.time() + 10
+  while rest._state.in_flight < 2 and time.time() < deadline:  # pylint: disable=protected-access
+    time.sleep(0.01)
+  third = http.client.HTTPConnection("127.0.0.1", rest.port, timeout=30)
+  status, body, _ = _exchange(third, "POST", "/v1/models/eta:predict", b'{"instances": [1]}')
+  third.close()
+  assert status == 503 and "busy" in body["error"]
+  stopper = threading.Thread(target=rest.stop, kwargs={"grace": 10})
+  stopper.start()
+  time.sleep(0.3)
+  assert stopper.is_alive()  # waiting for the predictions in flight
+  core.release.set()
+  for thread in (running, queued, stopper):
+    thread.join(15)
+  assert [status for status, _ in results] == [200, 200]
+  assert results[0][1] == {"predictions": [0.5]}
+  try:
+    http.client.HTTPConnection("127.0.0.1", rest.port, timeout=2).request("GET", "/")
+    raise AssertionError("still accepting after stop")
+  except OSError:
+    pass
+
+
+def test_stop_gives_up_on_a_stuck_prediction_after_the_grace():
+  core = _BlockingCore()
+  rest = RestServer(core, "127.0.0.1", 0, max_concurrent=2)
+  rest.start()
+  results = []
+  thread = _post_in_background(rest.port, results)
+  assert core.started.acquire(timeout=10)
+  started = time.time()
+  rest.stop(grace=0.5)
+  assert time.time() - started < 5
+  core.release.set()
+  thread.join(10)
+  assert results and results[0][0] != 200  # the connection was closed under it

@@ -1,4 +1,8 @@
-"""One loaded model version: its signatures, their input specs and SignatureDefs."""
+"""One loaded version: its signatures, their input specs and SignatureDefs.
+
+Model paths may be any TF file system (gs://... too): files are read through
+tf.io.gfile, never open().
+"""
 
 import os
 from typing import Dict, List, Mapping
@@ -13,14 +17,8 @@ from models.layers.kernels import fused_ops
 SERVE_TAG = "serve"
 
 
-def uses_fused_kernel(path: str) -> bool:
-  """Whether the SavedModel at path calls the fused Hamming top-k op."""
-  with open(os.path.join(path, "saved_model.pb"), "rb") as handle:
-    return fused_ops.OP_NAME.encode() in handle.read()
-
-
-def read_signature_defs(path: str) -> Dict[str, meta_graph_pb2.SignatureDef]:
-  """The serving MetaGraph's SignatureDefs, as TF Serving's GetModelMetadata returns them."""
+def read_saved_model(path: str) -> saved_model_pb2.SavedModel:
+  """The SavedModel proto of the export at path (saved_model.pb, else .pbtxt)."""
   saved_model = saved_model_pb2.SavedModel()
   binary = os.path.join(path, "saved_model.pb")
   if tf.io.gfile.exists(binary):
@@ -29,10 +27,36 @@ def read_signature_defs(path: str) -> Dict[str, meta_graph_pb2.SignatureDef]:
   else:
     with tf.io.gfile.GFile(os.path.join(path, "saved_model.pbtxt"), "r") as handle:
       text_format.Parse(handle.read(), saved_model)
+  return saved_model
+
+
+def _calls_fused_kernel(saved_model: saved_model_pb2.SavedModel) -> bool:
+  for meta_graph in saved_model.meta_graphs:
+    graph = meta_graph.graph_def
+    if any(node.op == fused_ops.OP_NAME for node in graph.node):
+      return True
+    if any(node.op == fused_ops.OP_NAME
+           for function in graph.library.function for node in function.node_def):
+      return True
+  return False
+
+
+def uses_fused_kernel(path: str) -> bool:
+  """Whether the SavedModel at path calls the fused Hamming top-k op."""
+  return _calls_fused_kernel(read_saved_model(path))
+
+
+def _serving_signature_defs(saved_model: saved_model_pb2.SavedModel,
+                            path: str) -> Dict[str, meta_graph_pb2.SignatureDef]:
   for meta_graph in saved_model.meta_graphs:
     if SERVE_TAG in meta_graph.meta_info_def.tags:
       return dict(meta_graph.signature_def)
   raise ValueError(f"{path} has no MetaGraph tagged '{SERVE_TAG}'")
+
+
+def read_signature_defs(path: str) -> Dict[str, meta_graph_pb2.SignatureDef]:
+  """The serving MetaGraph's SignatureDefs, as TF Serving's GetModelMetadata returns them."""
+  return _serving_signature_defs(read_saved_model(path), path)
 
 
 class Servable:
@@ -57,11 +81,12 @@ class Servable:
 
   @classmethod
   def load(cls, path: str, version: int) -> "Servable":
-    if uses_fused_kernel(path) and fused_ops.load() is None:
+    saved_model = read_saved_model(path)
+    if _calls_fused_kernel(saved_model) and fused_ops.load() is None:
       raise RuntimeError(f"{path} uses the fused {fused_ops.OP_NAME} op, which could not be "
                          "built here; export with retrieval_kernel='stock'")
     model = tf.saved_model.load(path, tags=[SERVE_TAG])
-    return cls(version, path, model, read_signature_defs(path))
+    return cls(version, path, model, _serving_signature_defs(saved_model, path))
 
   @property
   def signature_names(self) -> List[str]:

@@ -1,8 +1,8 @@
 """The built-in model server: gRPC + REST over one ModelManager, and its lifecycle.
 
-Threading: gRPC requests run on a bounded thread pool (`workers`), REST
-connections on their own threads (predictions bounded by a semaphore), the
-model poller on one daemon thread; TF releases the GIL while a signature runs,
+Threading: gRPC requests run on a bounded thread pool (`workers`); REST
+connections on Tornado's IOLoop thread, its predictions on a bounded thread pool
+(4 x workers); the model poller on one daemon thread; TF releases the GIL while a signature runs,
 so requests overlap. `serve` blocks the main thread until SIGTERM or SIGINT
 (handlers are installed explicitly: a process started in the background
 inherits SIGINT ignored), then stops taking requests, lets in-flight ones

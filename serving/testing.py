@@ -17,17 +17,17 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from models import signatures as contract
+from models import signatures
 from serving import requests
 from serving.server import ModelServer, ServerConfig
 
 _STRING = tf.io.FixedLenFeature([], tf.string)
 _RAW_SPEC = {
-    contract.ITEM_ID: _STRING, contract.CATEGORY: _STRING,
-    contract.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64),
-    contract.HIST_ITEM_IDS: tf.io.VarLenFeature(tf.string),
-    contract.HIST_CATEGORIES: tf.io.VarLenFeature(tf.string),
-    contract.HIST_TIMESTAMPS: tf.io.VarLenFeature(tf.int64),
+    signatures.ITEM_ID: _STRING, signatures.CATEGORY: _STRING,
+    signatures.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64),
+    signatures.HIST_ITEM_IDS: tf.io.VarLenFeature(tf.string),
+    signatures.HIST_CATEGORIES: tf.io.VarLenFeature(tf.string),
+    signatures.HIST_TIMESTAMPS: tf.io.VarLenFeature(tf.int64),
 }
 
 
@@ -43,21 +43,21 @@ class _ToyModel(tf.Module):
     item_term = tf.cast(buckets, tf.float32) / 97.0 - 0.5
     return self.bias + item_term + 0.1 * tf.cast(history_length, tf.float32)
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.EXAMPLES)])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.EXAMPLES)])
   def serve_examples(self, examples):
     raw = tf.io.parse_example(examples, _RAW_SPEC)
     batch = tf.shape(examples)[0]
-    rows = tf.cast(raw[contract.HIST_ITEM_IDS].indices[:, 0], tf.int32)
+    rows = tf.cast(raw[signatures.HIST_ITEM_IDS].indices[:, 0], tf.int32)
     lengths = tf.math.bincount(rows, minlength=batch, maxlength=batch)
-    return {contract.PROBABILITIES: tf.sigmoid(self._logits(raw[contract.ITEM_ID], lengths))}
+    return {signatures.PROBABILITIES: tf.sigmoid(self._logits(raw[signatures.ITEM_ID], lengths))}
 
   @tf.function(input_signature=[
-      tf.TensorSpec([None], tf.string, name=contract.HIST_ITEM_IDS),
-      tf.TensorSpec([None], tf.string, name=contract.HIST_CATEGORIES),
-      tf.TensorSpec([None], tf.int64, name=contract.HIST_TIMESTAMPS),
-      tf.TensorSpec([None], tf.string, name=contract.ITEM_IDS),
-      tf.TensorSpec([None], tf.string, name=contract.CATEGORIES),
-      tf.TensorSpec([], tf.int64, name=contract.REQUEST_TIME),
+      tf.TensorSpec([None], tf.string, name=signatures.HIST_ITEM_IDS),
+      tf.TensorSpec([None], tf.string, name=signatures.HIST_CATEGORIES),
+      tf.TensorSpec([None], tf.int64, name=signatures.HIST_TIMESTAMPS),
+      tf.TensorSpec([None], tf.string, name=signatures.ITEM_IDS),
+      tf.TensorSpec([None], tf.string, name=signatures.CATEGORIES),
+      tf.TensorSpec([], tf.int64, name=signatures.REQUEST_TIME),
   ])
   def score(self, hist_item_ids, hist_categories, hist_timestamps, item_ids, categories,
             request_time):
@@ -67,9 +67,9 @@ class _ToyModel(tf.Module):
     positions = tf.tile(tf.range(self.top_k)[None, :], [count, 1])
     valid = positions < length
     return {
-        contract.PROBABILITIES: tf.sigmoid(self._logits(item_ids, tf.fill([count], length))),
-        contract.RETRIEVED_POSITIONS: tf.where(valid, positions, -1),
-        contract.RETRIEVED_DISTANCES: tf.where(valid, positions % 3, -1),
+        signatures.PROBABILITIES: tf.sigmoid(self._logits(item_ids, tf.fill([count], length))),
+        signatures.RETRIEVED_POSITIONS: tf.where(valid, positions, -1),
+        signatures.RETRIEVED_DISTANCES: tf.where(valid, positions % 3, -1),
     }
 
 
@@ -77,8 +77,8 @@ def export_toy_model(path: str, bias: float = 0.0, top_k: int = 4) -> str:
   """Writes the toy SavedModel to path (a version directory) and returns path."""
   module = _ToyModel(bias, top_k)
   tf.saved_model.save(module, path, signatures={
-      contract.DEFAULT_SIGNATURE: module.serve_examples.get_concrete_function(),
-      contract.SCORE_SIGNATURE: module.score.get_concrete_function(),
+      signatures.DEFAULT_SIGNATURE: module.serve_examples.get_concrete_function(),
+      signatures.SCORE_SIGNATURE: module.score.get_concrete_function(),
   })
   return path
 
@@ -100,12 +100,12 @@ def strings(*values: str) -> np.ndarray:
 def score_request(query: requests.ScoreQuery = QUERY, **overrides) -> predict_pb2.PredictRequest:
   inputs = requests.score_inputs(query)
   inputs.update(overrides)
-  return requests.predict_request("eta", contract.SCORE_SIGNATURE, inputs)
+  return requests.predict_request("eta", signatures.SCORE_SIGNATURE, inputs)
 
 
 def examples_request(query: requests.ScoreQuery = QUERY) -> predict_pb2.PredictRequest:
   examples = np.array(requests.examples_for_query(query), dtype=object)
-  return requests.predict_request("eta", "", {contract.EXAMPLES: examples})
+  return requests.predict_request("eta", "", {signatures.EXAMPLES: examples})
 
 
 def outputs(response) -> dict:
@@ -131,10 +131,10 @@ def bad_requests(query: requests.ScoreQuery = QUERY
   extra = score_request(query)
   extra.inputs["user_id"].CopyFrom(tf.make_tensor_proto(strings("u")))
   missing = score_request(query)
-  del missing.inputs[contract.CATEGORIES]
+  del missing.inputs[signatures.CATEGORIES]
   garbage_tensor = score_request(query)
-  garbage_tensor.inputs[contract.HIST_TIMESTAMPS].tensor_content = b"\x01\x02\x03"
-  bad_example = requests.predict_request("eta", "", {contract.EXAMPLES: strings("\x00garbage")})
+  garbage_tensor.inputs[signatures.HIST_TIMESTAMPS].tensor_content = b"\x01\x02\x03"
+  bad_example = requests.predict_request("eta", "", {signatures.EXAMPLES: strings("\x00garbage")})
   no_history = dict(hist_item_ids=strings(), hist_categories=strings(),
                     hist_timestamps=np.array([], np.int64))
   return [

@@ -13,19 +13,16 @@ before it is in any vocabulary. Only malformed requests are refused.
 """
 
 import dataclasses
+import threading
 import warnings
 from typing import Dict, Mapping
 
 import numpy as np
 import tensorflow as tf
 
-from models import signatures as contract
+from models import signatures
 from serving.errors import invalid_argument
 from serving.limits import Limits
-
-# Garbage that happens to hold an end-group tag makes the C++ protobuf parser
-# warn and stop early; check_examples reports that as INVALID_ARGUMENT instead.
-warnings.filterwarnings("ignore", message="Unexpected end-group tag", category=RuntimeWarning)
 
 # The ingest's rules for ids and times (components/parsing.py): ids are at most
 # 512 characters; unix seconds at or above 1e11 are almost surely milliseconds.
@@ -45,6 +42,25 @@ def _dtype_name(array: np.ndarray) -> str:
     return tf.as_dtype(array.dtype).name
   except TypeError:
     return str(array.dtype)
+
+
+# catch_warnings swaps the process-wide filter list and puts back what it saw on
+# entry, so two threads inside it at once could leave a filter installed: the
+# lock keeps parse_whole's uses one at a time (the C++ parser holds the GIL anyway).
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_whole(message, data: bytes) -> int:
+  """message.ParseFromString(data) -> the bytes it consumed (raises DecodeError).
+
+  Garbage that happens to hold an end-group tag makes the C++ protobuf parser stop
+  early and say so only in a RuntimeWarning; callers compare the count with
+  len(data) and refuse the request instead, so that warning is silenced here alone.
+  """
+  with _PARSE_LOCK, warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Unexpected end-group tag",
+                            category=RuntimeWarning)
+    return message.ParseFromString(data)
 
 
 def check_tensor(name: str, spec: tf.TensorSpec, value: np.ndarray):
@@ -106,9 +122,9 @@ def check_history(lengths: Mapping[str, int], limits: Limits, where: str = ""):
 
 
 def _check_score(inputs: Mapping[str, np.ndarray], limits: Limits):
-  history = {name: len(inputs[name]) for name in contract.HISTORY_INPUTS if name in inputs}
+  history = {name: len(inputs[name]) for name in signatures.HISTORY_INPUTS if name in inputs}
   check_history(history, limits)
-  candidates = {name: len(inputs[name]) for name in contract.CANDIDATE_INPUTS if name in inputs}
+  candidates = {name: len(inputs[name]) for name in signatures.CANDIDATE_INPUTS if name in inputs}
   if candidates:
     if len(set(candidates.values())) > 1:
       detail = ", ".join(f"{name}={length}" for name, length in candidates.items())
@@ -117,24 +133,24 @@ def _check_score(inputs: Mapping[str, np.ndarray], limits: Limits):
     # Zero candidates would reach a graph that cannot handle them (it crashes the
     # process), so this check is also what keeps the server up.
     if count == 0:
-      raise invalid_argument(f"no candidates: {contract.ITEM_IDS} is empty")
+      raise invalid_argument(f"no candidates: {signatures.ITEM_IDS} is empty")
     if count > limits.max_candidates:
       raise invalid_argument(f"{count} candidates, more than this server's limit of "
                              f"{limits.max_candidates} (--max-candidates)")
-  for name in (contract.HIST_ITEM_IDS, contract.ITEM_IDS):
+  for name in (signatures.HIST_ITEM_IDS, signatures.ITEM_IDS):
     if name in inputs:
       _check_ids(name, inputs[name])
   request_time = None
-  if contract.REQUEST_TIME in inputs and inputs[contract.REQUEST_TIME].ndim == 0:
-    request_time = int(inputs[contract.REQUEST_TIME])
-    _check_time(contract.REQUEST_TIME, request_time)
-  if contract.HIST_TIMESTAMPS in inputs:
-    _check_history_times(inputs[contract.HIST_TIMESTAMPS], request_time)
+  if signatures.REQUEST_TIME in inputs and inputs[signatures.REQUEST_TIME].ndim == 0:
+    request_time = int(inputs[signatures.REQUEST_TIME])
+    _check_time(signatures.REQUEST_TIME, request_time)
+  if signatures.HIST_TIMESTAMPS in inputs:
+    _check_history_times(inputs[signatures.HIST_TIMESTAMPS], request_time)
 
 
 def _check_history_times(times: np.ndarray, request_time, where: str = ""):
   """Unix seconds, most recent first, none after the request (the point-in-time contract)."""
-  name = f"{where}{contract.HIST_TIMESTAMPS}"
+  name = f"{where}{signatures.HIST_TIMESTAMPS}"
   if len(times) == 0:
     return
   _check_time(f"{name}[{int(np.argmin(times))}]", int(times.min()))
@@ -146,7 +162,7 @@ def _check_history_times(times: np.ndarray, request_time, where: str = ""):
         f"{name} must be most recent first, but [{i}]={int(times[i])} is earlier than "
         f"[{i + 1}]={int(times[i + 1])}")
   if request_time is not None and int(times[0]) > request_time:
-    raise invalid_argument(f"{name}[0]={int(times[0])} is after {contract.REQUEST_TIME}="
+    raise invalid_argument(f"{name}[0]={int(times[0])} is after {signatures.REQUEST_TIME}="
                            f"{request_time}; a history holds only earlier behaviours")
 
 
@@ -160,24 +176,24 @@ def check_examples(serialized: np.ndarray, limits: Limits):
   for index, data in enumerate(serialized.flat):
     example = tf.train.Example()
     try:
-      consumed = example.ParseFromString(data)
+      consumed = parse_whole(example, data)
     except Exception as error:  # DecodeError
       raise invalid_argument(
-          f"{contract.EXAMPLES}[{index}] is not a serialized tf.Example ({error})") from None
+          f"{signatures.EXAMPLES}[{index}] is not a serialized tf.Example ({error})") from None
     if consumed != len(data):  # the C++ parser stops at a stray end tag and says so only
       raise invalid_argument(  # in a warning: the rest of the bytes would be ignored
-          f"{contract.EXAMPLES}[{index}] is not a serialized tf.Example (it parses only "
+          f"{signatures.EXAMPLES}[{index}] is not a serialized tf.Example (it parses only "
           f"{consumed} of {len(data)} bytes)")
     features = example.features.feature
     lengths = {name: _feature_length(features[name])
-               for name in contract.HISTORY_INPUTS if name in features}
-    where = f"{contract.EXAMPLES}[{index}]: "
+               for name in signatures.HISTORY_INPUTS if name in features}
+    where = f"{signatures.EXAMPLES}[{index}]: "
     check_history(lengths, dataclasses.replace(limits, allow_empty_history=True), where)
-    if contract.HIST_TIMESTAMPS in features:
-      times = np.array(features[contract.HIST_TIMESTAMPS].int64_list.value, np.int64)
+    if signatures.HIST_TIMESTAMPS in features:
+      times = np.array(features[signatures.HIST_TIMESTAMPS].int64_list.value, np.int64)
       request_time = None
-      if len(features[contract.TIMESTAMP].int64_list.value) == 1:
-        request_time = int(features[contract.TIMESTAMP].int64_list.value[0])
+      if len(features[signatures.TIMESTAMP].int64_list.value) == 1:
+        request_time = int(features[signatures.TIMESTAMP].int64_list.value[0])
       _check_history_times(times, request_time, where)
 
 
@@ -187,13 +203,13 @@ def check_request(specs: Mapping[str, tf.TensorSpec], inputs: Dict[str, np.ndarr
   check_names(specs, inputs)
   for name, spec in specs.items():
     check_tensor(name, spec, inputs[name])
-  if any(name in specs for name in contract.HISTORY_INPUTS + contract.CANDIDATE_INPUTS):
+  if any(name in specs for name in signatures.HISTORY_INPUTS + signatures.CANDIDATE_INPUTS):
     _check_score(inputs, limits)
   else:
     for name, value in inputs.items():
       if value.ndim and len(value) > limits.max_candidates:
         raise invalid_argument(f"input '{name}' has a batch of {len(value)}, more than this "
                                f"server's limit of {limits.max_candidates} (--max-candidates)")
-  examples = specs.get(contract.EXAMPLES)
+  examples = specs.get(signatures.EXAMPLES)
   if examples is not None and examples.dtype == tf.string:
-    check_examples(inputs[contract.EXAMPLES], limits)
+    check_examples(inputs[signatures.EXAMPLES], limits)

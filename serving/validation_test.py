@@ -1,24 +1,26 @@
 """Request validation: generic spec checks and the ETA rules, each with its message."""
 
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import signatures as contract
+from models import signatures
 from serving import validation
 from serving.errors import ServingError
 from serving.limits import Limits
 from serving.warmup import warmup_example
 
 SCORE_SPECS = {
-    contract.HIST_ITEM_IDS: tf.TensorSpec([None], tf.string),
-    contract.HIST_CATEGORIES: tf.TensorSpec([None], tf.string),
-    contract.HIST_TIMESTAMPS: tf.TensorSpec([None], tf.int64),
-    contract.ITEM_IDS: tf.TensorSpec([None], tf.string),
-    contract.CATEGORIES: tf.TensorSpec([None], tf.string),
-    contract.REQUEST_TIME: tf.TensorSpec([], tf.int64),
+    signatures.HIST_ITEM_IDS: tf.TensorSpec([None], tf.string),
+    signatures.HIST_CATEGORIES: tf.TensorSpec([None], tf.string),
+    signatures.HIST_TIMESTAMPS: tf.TensorSpec([None], tf.int64),
+    signatures.ITEM_IDS: tf.TensorSpec([None], tf.string),
+    signatures.CATEGORIES: tf.TensorSpec([None], tf.string),
+    signatures.REQUEST_TIME: tf.TensorSpec([], tf.int64),
 }
-EXAMPLE_SPECS = {contract.EXAMPLES: tf.TensorSpec([None], tf.string)}
+EXAMPLE_SPECS = {signatures.EXAMPLES: tf.TensorSpec([None], tf.string)}
 
 
 def strings(*values):
@@ -29,12 +31,12 @@ def strings(*values):
 
 def score_inputs(history=3, candidates=2, **overrides):
   inputs = {
-      contract.HIST_ITEM_IDS: strings(*[f"h{i}" for i in range(history)]),
-      contract.HIST_CATEGORIES: strings(*["c"] * history),
-      contract.HIST_TIMESTAMPS: np.arange(100, 100 - history, -1, dtype=np.int64),
-      contract.ITEM_IDS: strings(*[f"i{i}" for i in range(candidates)]),
-      contract.CATEGORIES: strings(*["c"] * candidates),
-      contract.REQUEST_TIME: np.array(200, np.int64),
+      signatures.HIST_ITEM_IDS: strings(*[f"h{i}" for i in range(history)]),
+      signatures.HIST_CATEGORIES: strings(*["c"] * history),
+      signatures.HIST_TIMESTAMPS: np.arange(100, 100 - history, -1, dtype=np.int64),
+      signatures.ITEM_IDS: strings(*[f"i{i}" for i in range(candidates)]),
+      signatures.CATEGORIES: strings(*["c"] * candidates),
+      signatures.REQUEST_TIME: np.array(200, np.int64),
   }
   inputs.update(overrides)
   return inputs
@@ -52,34 +54,34 @@ def rejected(inputs, match, specs=SCORE_SPECS, limits=Limits()):
 
 def test_a_good_score_request_passes_and_unknown_ids_are_valid():
   check(score_inputs())
-  check(score_inputs(**{contract.ITEM_IDS: strings("never-seen", "nor-this")}))
+  check(score_inputs(**{signatures.ITEM_IDS: strings("never-seen", "nor-this")}))
 
 
 def test_missing_and_extra_inputs_are_named():
   inputs = score_inputs()
-  del inputs[contract.CATEGORIES]
+  del inputs[signatures.CATEGORIES]
   inputs["user"] = strings("u")
   rejected(inputs, r"missing inputs \['categories'\] and unexpected inputs \['user'\]")
 
 
 def test_dtype_and_rank_must_match_the_spec():
-  rejected(score_inputs(**{contract.REQUEST_TIME: np.array(5, np.int32)}),
+  rejected(score_inputs(**{signatures.REQUEST_TIME: np.array(5, np.int32)}),
            "request_time' must be int64, got int32")
-  rejected(score_inputs(**{contract.HIST_TIMESTAMPS: strings("1", "2", "3")}),
+  rejected(score_inputs(**{signatures.HIST_TIMESTAMPS: strings("1", "2", "3")}),
            "hist_timestamps' must be int64, got string")
-  rejected(score_inputs(**{contract.ITEM_IDS: np.array([1, 2], np.int64)}),
+  rejected(score_inputs(**{signatures.ITEM_IDS: np.array([1, 2], np.int64)}),
            "item_ids' must be string, got int64")
-  rejected(score_inputs(**{contract.REQUEST_TIME: np.array([5], np.int64)}),
+  rejected(score_inputs(**{signatures.REQUEST_TIME: np.array([5], np.int64)}),
            r"request_time' must have shape \[\] \(rank 0\), got shape \[1\]")
-  rejected(score_inputs(**{contract.ITEM_IDS: strings("a", "b").reshape(1, 2)}),
+  rejected(score_inputs(**{signatures.ITEM_IDS: strings("a", "b").reshape(1, 2)}),
            r"item_ids' must have shape \[\?\] \(rank 1\), got shape \[1, 2\]")
 
 
 def test_history_and_candidate_lengths_must_agree():
-  rejected(score_inputs(**{contract.HIST_CATEGORIES: strings("c", "c")}),
+  rejected(score_inputs(**{signatures.HIST_CATEGORIES: strings("c", "c")}),
            "history inputs must have the same length, got hist_item_ids=3, "
            "hist_categories=2, hist_timestamps=3")
-  rejected(score_inputs(**{contract.CATEGORIES: strings("c")}),
+  rejected(score_inputs(**{signatures.CATEGORIES: strings("c")}),
            "candidate inputs must have the same length, got item_ids=2, categories=1")
 
 
@@ -101,33 +103,47 @@ def test_limits():
   rejected(score_inputs(candidates=3), r"3 candidates, more than this server's limit of 2",
            limits=limits)
   batch = np.array([warmup_example()] * 3, dtype=object)
-  rejected({contract.EXAMPLES: batch}, "batch of 3", EXAMPLE_SPECS, limits)
+  rejected({signatures.EXAMPLES: batch}, "batch of 3", EXAMPLE_SPECS, limits)
 
 
 def test_ids_and_times_must_be_real():
-  rejected(score_inputs(**{contract.ITEM_IDS: strings("ok", "")}), r"item_ids\[1\] is an empty id")
-  rejected(score_inputs(**{contract.HIST_ITEM_IDS: strings("a", "b", "x" * 600)}),
+  rejected(score_inputs(**{signatures.ITEM_IDS: strings("ok", "")}),
+           r"item_ids\[1\] is an empty id")
+  rejected(score_inputs(**{signatures.HIST_ITEM_IDS: strings("a", "b", "x" * 600)}),
            r"hist_item_ids\[2\] is longer than 512 bytes")
-  rejected(score_inputs(**{contract.REQUEST_TIME: np.array(1_600_000_000_000, np.int64)}),
+  rejected(score_inputs(**{signatures.REQUEST_TIME: np.array(1_600_000_000_000, np.int64)}),
            "milliseconds")
-  rejected(score_inputs(**{contract.HIST_TIMESTAMPS: np.array([90, 95, 80], np.int64)}),
+  rejected(score_inputs(**{signatures.HIST_TIMESTAMPS: np.array([90, 95, 80], np.int64)}),
            r"most recent first, but \[0\]=90 is earlier than \[1\]=95")
-  rejected(score_inputs(**{contract.HIST_TIMESTAMPS: np.array([300, 95, 80], np.int64)}),
+  rejected(score_inputs(**{signatures.HIST_TIMESTAMPS: np.array([300, 95, 80], np.int64)}),
            r"hist_timestamps\[0\]=300 is after request_time=200")
-  rejected(score_inputs(**{contract.HIST_TIMESTAMPS: np.array([90, 80, -1], np.int64)}),
+  rejected(score_inputs(**{signatures.HIST_TIMESTAMPS: np.array([90, 80, -1], np.int64)}),
            "negative")
 
 
 def test_examples_must_parse_and_carry_a_consistent_history():
   good = warmup_example()
-  check({contract.EXAMPLES: np.array([good, good], dtype=object)}, EXAMPLE_SPECS)
-  rejected({contract.EXAMPLES: np.array([good, b"\xff\x00garbage"], dtype=object)},
+  check({signatures.EXAMPLES: np.array([good, good], dtype=object)}, EXAMPLE_SPECS)
+  rejected({signatures.EXAMPLES: np.array([good, b"\xff\x00garbage"], dtype=object)},
            r"examples\[1\] is not a serialized tf.Example", EXAMPLE_SPECS)
   example = tf.train.Example.FromString(good)
-  example.features.feature[contract.HIST_CATEGORIES].bytes_list.value.append(b"extra")
-  rejected({contract.EXAMPLES: np.array([example.SerializeToString()], dtype=object)},
+  example.features.feature[signatures.HIST_CATEGORIES].bytes_list.value.append(b"extra")
+  rejected({signatures.EXAMPLES: np.array([example.SerializeToString()], dtype=object)},
            r"examples\[0\]: history inputs must have the same length", EXAMPLE_SPECS)
   cold = tf.train.Example.FromString(good)
-  for name in contract.HISTORY_INPUTS:
+  for name in signatures.HISTORY_INPUTS:
     del cold.features.feature[name]
-  check({contract.EXAMPLES: np.array([cold.SerializeToString()], dtype=object)}, EXAMPLE_SPECS)
+  check({signatures.EXAMPLES: np.array([cold.SerializeToString()], dtype=object)}, EXAMPLE_SPECS)
+
+
+def test_garbage_is_refused_without_a_warning_or_a_process_wide_filter():
+  before = list(warnings.filters)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    example = tf.train.Example()
+    assert validation.parse_whole(example, b"\x00garbage") < len(b"\x00garbage")
+    rejected({signatures.EXAMPLES: np.array([b"\x00garbage"], dtype=object)},
+             "parses only", EXAMPLE_SPECS)
+  assert not [w for w in caught if "end-group" in str(w.message)]
+  assert warnings.filters == before
+  assert not any(f[1] is not None and "end-group" in f[1].pattern for f in warnings.filters)

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from models import signatures as contract
+from models import signatures
 from serving import tensors
 from serving.servable import Servable
 
@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_RECORDED_REQUESTS = 100
 
-_SCORE_INPUTS = frozenset(contract.HISTORY_INPUTS + contract.CANDIDATE_INPUTS +
-                          (contract.REQUEST_TIME,))
+_SCORE_INPUTS = frozenset(signatures.HISTORY_INPUTS + signatures.CANDIDATE_INPUTS +
+                          (signatures.REQUEST_TIME,))
 
 
 class WarmupRequest(NamedTuple):
@@ -49,30 +49,30 @@ def warmup_example() -> bytes:
   """A tf.Example with the ingest's raw features: one behaviour, one candidate."""
   example = tf.train.Example()
   features = example.features.feature
-  for name, value in ((contract.USER_ID, b"warmup"), (contract.ITEM_ID, b"warmup"),
-                      (contract.CATEGORY, b"warmup")):
+  for name, value in ((signatures.USER_ID, b"warmup"), (signatures.ITEM_ID, b"warmup"),
+                      (signatures.CATEGORY, b"warmup")):
     features[name].bytes_list.value.append(value)
-  features[contract.TIMESTAMP].int64_list.value.append(2)
-  features[contract.HIST_ITEM_IDS].bytes_list.value.append(b"warmup")
-  features[contract.HIST_CATEGORIES].bytes_list.value.append(b"warmup")
-  features[contract.HIST_TIMESTAMPS].int64_list.value.append(1)
+  features[signatures.TIMESTAMP].int64_list.value.append(2)
+  features[signatures.HIST_ITEM_IDS].bytes_list.value.append(b"warmup")
+  features[signatures.HIST_CATEGORIES].bytes_list.value.append(b"warmup")
+  features[signatures.HIST_TIMESTAMPS].int64_list.value.append(1)
   return example.SerializeToString()
 
 
 def synthesize(specs: Mapping[str, tf.TensorSpec]) -> WarmupRequest:
   """A small valid-looking request for these input specs (signature name left empty)."""
   if _SCORE_INPUTS <= set(specs):
-    inputs = {contract.HIST_ITEM_IDS: _strings("warmup"),
-              contract.HIST_CATEGORIES: _strings("warmup"),
-              contract.HIST_TIMESTAMPS: np.array([1], np.int64),
-              contract.ITEM_IDS: _strings("warmup"), contract.CATEGORIES: _strings("warmup"),
-              contract.REQUEST_TIME: np.array(2, np.int64)}
+    inputs = {signatures.HIST_ITEM_IDS: _strings("warmup"),
+              signatures.HIST_CATEGORIES: _strings("warmup"),
+              signatures.HIST_TIMESTAMPS: np.array([1], np.int64),
+              signatures.ITEM_IDS: _strings("warmup"), signatures.CATEGORIES: _strings("warmup"),
+              signatures.REQUEST_TIME: np.array(2, np.int64)}
     return WarmupRequest("", inputs, True)
   inputs = {}
   for name, spec in specs.items():
     shape = [1 if dim is None else dim for dim in spec.shape.as_list()]
     if spec.dtype == tf.string:
-      fill = warmup_example() if name == contract.EXAMPLES else b""
+      fill = warmup_example() if name == signatures.EXAMPLES else b""
       value = np.empty(shape, dtype=object)
       value.fill(fill)
     else:
@@ -94,7 +94,7 @@ def recorded_requests(path: str) -> Iterator[WarmupRequest]:
       continue
     request = entry.predict_log.request
     inputs = {name: tensors.to_ndarray(name, proto) for name, proto in request.inputs.items()}
-    yield WarmupRequest(request.model_spec.signature_name or contract.DEFAULT_SIGNATURE,
+    yield WarmupRequest(request.model_spec.signature_name or signatures.DEFAULT_SIGNATURE,
                         inputs, True)
 
 
