@@ -11,10 +11,8 @@ gzipped alone (no help from neighbouring examples).
 """
 
 import glob
-import gzip
 import json
 import os
-import struct
 import sys
 import zlib
 
@@ -22,34 +20,27 @@ import numpy as np
 
 from tensorflow.core.example import example_pb2
 
-_FRAMING = 16  # TFRecord: uint64 length + two uint32 CRCs around each record
+from components.example_io import read_tfrecords
 
-
-def _records(path):
-  with gzip.open(path, "rb") as handle:
-    while True:
-      header = handle.read(12)
-      if not header:
-        return
-      (length,) = struct.unpack("<Q", header[:8])
-      yield handle.read(length)
-      handle.read(4)
+# TFRecord framing around each record: uint64 length, uint32 CRC of the length,
+# the data, uint32 CRC of the data. The uncompressed file size is therefore the
+# sum of (record length + 16).
+_FRAMING = 16
 
 
 def measure(directory: str, every: int = 15) -> dict:
   files = sorted(glob.glob(os.path.join(directory, "Split-*", "*.gz")))
   examples = raw_bytes = history_entries = 0
   sample = []  # (history length, raw bytes, gzipped-alone bytes)
-  for path in files:
-    for record in _records(path):
-      examples += 1
-      raw_bytes += len(record) + _FRAMING
-      example = example_pb2.Example.FromString(record)
-      history = example.features.feature.get("hist_item_ids")
-      length = len(history.bytes_list.value) if history else 0
-      history_entries += length
-      if examples % every == 0:
-        sample.append((length, len(record), len(zlib.compress(record, 6))))
+  for record in read_tfrecords(files):
+    examples += 1
+    raw_bytes += len(record) + _FRAMING
+    example = example_pb2.Example.FromString(record)
+    history = example.features.feature.get("hist_item_ids")
+    length = len(history.bytes_list.value) if history else 0
+    history_entries += length
+    if examples % every == 0:
+      sample.append((length, len(record), len(zlib.compress(record, 6))))
   gz_bytes = sum(os.path.getsize(path) for path in files)
   result = {
       "dir": directory, "examples": examples, "history_entries": history_entries,

@@ -8,20 +8,7 @@ import tensorflow_transform as tft
 from sklearn import metrics as sk_metrics
 
 from models import data, features
-
-
-def group_auc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
-  """GAUC: per-user AUC averaged with impression weights, over users with both labels."""
-  order = np.argsort(users, kind="stable")
-  users, labels, scores = users[order], labels[order], scores[order]
-  boundaries = np.flatnonzero(users[1:] != users[:-1]) + 1
-  total, weight = 0.0, 0
-  for user_labels, user_scores in zip(np.split(labels, boundaries),
-                                      np.split(scores, boundaries)):
-    if 0 < user_labels.sum() < len(user_labels):
-      total += len(user_labels) * sk_metrics.roc_auc_score(user_labels, user_scores)
-      weight += len(user_labels)
-  return total / weight if weight else float("nan")
+from models.gauc import group_auc
 
 
 def evaluate(model, eval_files, tf_transform_output: tft.TFTransformOutput,

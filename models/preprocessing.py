@@ -6,7 +6,6 @@ indices are shifted by one, OOV buckets follow the vocabulary.
 """
 
 import json
-import math
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -14,6 +13,7 @@ import tensorflow_transform as tft
 from components import events
 from eta_ctr.config import EtaConfig, ModelConfig
 from models import features
+from models.buckets import log2_bucket
 
 # Transform needs a module-level function; the settings come from this config,
 # which the pipeline replaces through `make_preprocessing_fn` or `custom_config`.
@@ -38,10 +38,12 @@ def _scalar(tensor) -> tf.Tensor:
 
 
 def time_gap_bucket(gap_seconds: tf.Tensor, num_buckets: int) -> tf.Tensor:
-  """log2-minute buckets in [1, num_buckets - 1] of non-negative gaps; 0 is left for padding."""
-  minutes = tf.maximum(tf.cast(gap_seconds, tf.float32), 0.0) / 60.0
-  bucket = tf.floor(tf.math.log1p(minutes) / math.log(2.0))
-  return tf.cast(tf.clip_by_value(bucket, 0, num_buckets - 2), tf.int64) + 1
+  """log2-minute buckets in [1, num_buckets - 1] of non-negative gaps; 0 is left for padding.
+
+  Bucket 1 + floor(log2(1 + minutes)), so 0-59 s -> 1, 60-179 s -> 2, ...;
+  negative gaps count as 0.
+  """
+  return log2_bucket(gap_seconds, 60, num_buckets - 2) + 1
 
 
 def _padded(ragged: tf.RaggedTensor, length: int) -> tf.Tensor:

@@ -17,6 +17,7 @@ from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import util
 
 from components import events
+from models.gauc import group_auc
 
 GAUC_NAME = "gauc"
 
@@ -30,7 +31,9 @@ class GAUC(metric_types.Metric):
   whose examples are all clicks or all non-clicks have no AUC and are left
   out of both sums. The value is NaN when no user has both labels. Labels
   > 0 count as clicks. Examples without a user id are skipped (and counted
-  in the Beam counter "gauc_examples_without_user_id").
+  in the Beam counter "gauc_examples_without_user_id"). The value is computed
+  by models.gauc.group_auc, the definition `eta compare` uses too
+  (models.evaluation).
 
   The user id is read from the raw features (needs the features extract,
   which the stock Evaluator provides for tf.Examples), so no query_key is
@@ -143,45 +146,12 @@ class _GAUCCombiner(beam.CombineFn):
     return result
 
   def extract_output(self, accumulator: _Accumulator) -> Dict[metric_types.MetricKey, float]:
-    return {self._key: group_auc(accumulator.values())}
-
-
-def group_auc(users: Iterable[_UserExamples]) -> float:
-  """GAUC over users' examples, vectorised over all users at once."""
-  users = [u for u in users if len(u.labels)]
-  if not users:
-    return float("nan")
-  num_users = len(users)
-  user = np.repeat(np.arange(num_users), [len(u.labels) for u in users])
-  label = np.concatenate([np.frombuffer(u.labels, dtype=np.int8) for u in users])
-  score = np.concatenate([np.frombuffer(u.scores, dtype=np.float64) for u in users])
-  weight = np.concatenate([np.frombuffer(u.weights, dtype=np.float64) for u in users])
-  pos_weight = np.where(label > 0, weight, 0.0)
-  neg_weight = np.where(label > 0, 0.0, weight)
-
-  # Sort by user, then score; runs of equal (user, score) are tie groups.
-  order = np.lexsort((score, user))
-  user, score = user[order], score[order]
-  pos_weight, neg_weight = pos_weight[order], neg_weight[order]
-  starts = np.ones(len(user), dtype=bool)
-  starts[1:] = (user[1:] != user[:-1]) | (score[1:] != score[:-1])
-  group = np.cumsum(starts) - 1
-  group_user = user[starts]
-  group_pos = np.bincount(group, pos_weight)
-  group_neg = np.bincount(group, neg_weight)
-
-  user_pos = np.bincount(group_user, group_pos, minlength=num_users)
-  user_neg = np.bincount(group_user, group_neg, minlength=num_users)
-  # Negative weight scored strictly below each group, within its own user.
-  neg_before_user = np.concatenate([[0.0], np.cumsum(user_neg)[:-1]])
-  neg_below = np.cumsum(group_neg) - group_neg - neg_before_user[group_user]
-  # Mann-Whitney: a positive beats the negatives below it, ties count half.
-  wins = np.bincount(group_user, group_pos * (neg_below + 0.5 * group_neg),
-                     minlength=num_users)
-
-  both = (user_pos > 0) & (user_neg > 0)
-  if not both.any():
-    return float("nan")
-  auc = wins[both] / (user_pos[both] * user_neg[both])
-  impressions = user_pos[both] + user_neg[both]
-  return float(np.sum(impressions * auc) / np.sum(impressions))
+    users = [u for u in accumulator.values() if len(u.labels)]
+    if not users:
+      return {self._key: float("nan")}
+    # Users as indices 0..n-1: the ids themselves need not be sortable together.
+    return {self._key: group_auc(
+        np.repeat(np.arange(len(users)), [len(u.labels) for u in users]),
+        np.concatenate([np.frombuffer(u.labels, dtype=np.int8) for u in users]),
+        np.concatenate([np.frombuffer(u.scores, dtype=np.float64) for u in users]),
+        np.concatenate([np.frombuffer(u.weights, dtype=np.float64) for u in users]))}

@@ -14,6 +14,7 @@ from tensorflow_model_analysis.metrics import metric_specs
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.metrics import metric_util
 
+from eta_ctr.config import EvaluationConfig
 from pipeline import gauc_metric
 from pipeline.evaluation import make_eval_config
 
@@ -148,7 +149,7 @@ def test_group_auc_is_independent_of_how_examples_are_merged():
 
 
 def test_eval_config_has_gauc_and_tfma_can_load_it():
-  eval_config = make_eval_config(0.5, 0.01)
+  eval_config = make_eval_config(EvaluationConfig(auc_floor=0.5, max_auc_regression=0.01))
   configs = [m for spec in eval_config.metrics_specs for m in spec.metrics
              if m.class_name == "GAUC"]
   assert len(configs) == 1
@@ -178,7 +179,7 @@ def test_gauc_through_tfma_evaluator_on_tf_examples(tmp_path):
   users, labels, scores = _random_examples(seed=4)
   data = os.path.join(tmp_path, "eval.tfrecord")
   _write_examples(data, users, labels, scores)
-  eval_config = make_eval_config(0.5, 0.01)
+  eval_config = make_eval_config(EvaluationConfig(auc_floor=0.5, max_auc_regression=0.01))
   for metric in eval_config.metrics_specs[0].metrics:
     metric.ClearField("threshold")  # change thresholds need a baseline model
   result = tfma.run_model_analysis(eval_config=eval_config, data_location=data,

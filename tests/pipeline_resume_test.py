@@ -1,9 +1,11 @@
 """A pipeline run killed mid-way re-runs to completion without using half-written artifacts."""
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -24,6 +26,26 @@ def _eta_run(args):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def _lines(process):
+  """The process's output lines on a queue (None at the end), read by a thread so
+  that the pipe never fills up while the test waits for something else."""
+  lines = queue.Queue()
+
+  def pump():
+    for line in process.stdout:
+      lines.put(line)
+    lines.put(None)
+
+  threading.Thread(target=pump, daemon=True).start()
+  return lines
+
+
+def _written_files(directory):
+  """Regular files under directory, TFX's own .system bookkeeping left out."""
+  return [name for path, _, names in os.walk(directory) for name in names
+          if ".system" not in os.path.relpath(path, directory).split(os.sep)]
+
+
 def test_killed_run_resumes_to_completion(tmp_path):
   log_path = str(tmp_path / "log.csv")
   synth.write(synth.SynthConfig(events=3000, mean_events_per_user=100, items=300, seed=4),
@@ -34,15 +56,18 @@ def test_killed_run_resumes_to_completion(tmp_path):
           "--embedding-dim", "8", "--train-steps", "100", "--auc-floor", "0.5"]
 
   process = _eta_run(args)
-  seen = []
-  deadline = time.time() + 300
-  for line in process.stdout:  # kill it while Transform is writing its outputs
+  lines, seen = _lines(process), []
+  while not any("Transform running" in line for line in seen):
+    line = lines.get(timeout=300)
+    assert line is not None, "".join(seen)
     seen.append(line)
-    if "Transform running" in line:
-      time.sleep(3)
-      process.send_signal(signal.SIGKILL)
-      break
-    assert time.time() < deadline, "".join(seen)
+  # Kill it once Transform has written some of its files: a fixed delay may come
+  # before the first file on a slow machine (or after the last on a fast one).
+  deadline = time.monotonic() + 300
+  while not _written_files(os.path.join(root, "Transform")):
+    assert process.poll() is None and time.monotonic() < deadline, "".join(seen)
+    time.sleep(0.05)
+  process.send_signal(signal.SIGKILL)
   process.wait(timeout=60)
   assert process.returncode == -signal.SIGKILL
   assert not os.path.exists(serving) or not os.listdir(serving)
