@@ -115,10 +115,11 @@ def test_half_written_real_savedmodel_is_never_served(tmp_path, toy_exports):
 
 def test_new_version_loads_while_the_old_one_serves(tmp_path):
   _version_dir(tmp_path, 1)
-  release = threading.Event()
+  release, loading = threading.Event(), threading.Event()
 
   def loader(path, version):
     if version == 2:
+      loading.set()  # the poll thread is inside the load: no timing assumed
       release.wait(10)
     return FakeServable(path, version)
 
@@ -128,7 +129,8 @@ def test_new_version_loads_while_the_old_one_serves(tmp_path):
   poll = threading.Thread(target=manager.poll_once)
   poll.start()
   try:
-    assert not manager.wait_until_available(0.3, version=2)
+    assert loading.wait(30)
+    assert not manager.wait_until_available(0.1, version=2)
     assert [(s.version, s.state) for s in manager.statuses()] == [(2, "LOADING"),
                                                                    (1, "AVAILABLE")]
     with manager.acquire() as servable:

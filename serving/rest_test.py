@@ -194,6 +194,7 @@ def test_concurrency_is_bounded_and_stop_lets_predictions_finish():
   deadline = time.time() + 10
   while rest._state.in_flight < 2 and time.time() < deadline:  # pylint: disable=protected-access
     time.sleep(0.01)
+  assert rest._state.in_flight == 2  # pylint: disable=protected-access
   third = http.client.HTTPConnection("127.0.0.1", rest.port, timeout=30)
   status, body, _ = _exchange(third, "POST", "/v1/models/eta:predict", b'{"instances": [1]}')
   third.close()
