@@ -30,20 +30,21 @@ SPLITS = (SPLIT_TRAIN, SPLIT_EVAL)
 
 # Why a row was rejected: the keys of `rows_rejected` in the ingest report.
 MALFORMED_ROW = "malformed_row"      # not parseable as a row of the format at all
+BAD_ENCODING = "bad_encoding"        # bytes that are not text in the file's encoding
 MISSING_FIELD = "missing_field"      # a required column is absent or empty
 INVALID_FIELD = "invalid_field"      # a field has an unusable value (bad id, rating...)
 BAD_TIMESTAMP = "bad_timestamp"      # neither unix seconds nor ISO-8601
 BAD_LABEL = "bad_label"              # label outside {0, 1}
 DUPLICATE = "duplicate"              # exact duplicate of an earlier event
-REJECTION_REASONS = (MALFORMED_ROW, MISSING_FIELD, INVALID_FIELD, BAD_TIMESTAMP,
+REJECTION_REASONS = (MALFORMED_ROW, BAD_ENCODING, MISSING_FIELD, INVALID_FIELD, BAD_TIMESTAMP,
                      BAD_LABEL, DUPLICATE)
 
 
 class Event(NamedTuple):
   """One valid click-log event.
 
-  `raw` is the source row as read, kept so a later rejection (duplicate) can
-  still dead-letter the original text.
+  `raw` is the source row as read and `origin` where it is ('FILE:LINE'), kept
+  so a later rejection (duplicate) can still dead-letter the original row.
   """
   user_id: str
   item_id: str
@@ -51,6 +52,7 @@ class Event(NamedTuple):
   timestamp: int
   label: int
   raw: str = ""
+  origin: str = ""
 
   def key(self):
     """What makes two events exact duplicates (the raw text may differ)."""
@@ -66,6 +68,11 @@ class RowError(ValueError):
     self.detail = detail
 
 
-def dead_letter_record(raw: str, reason: str, detail: str, source: str = "") -> dict:
-  """The JSON object written to the dead-letter output for one rejected row."""
-  return {"reason": reason, "detail": detail, "row": raw, "source": source}
+def dead_letter_record(raw: str, reason: str, detail: str, source: str = "",
+                       **extra) -> dict:
+  """The JSON object written to the dead-letter output for one rejected row.
+
+  `source` is where the row is ('FILE:LINE'); `extra` adds fields such as
+  `row_base64` (the exact bytes of a row that is not text).
+  """
+  return {"reason": reason, "detail": detail, "row": raw, "source": source, **extra}

@@ -13,14 +13,12 @@ import dataclasses
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from components import parsing
+from components import movielens, parsing
 
-MOVIELENS_RATINGS = "u.data"
-MOVIELENS_ITEMS = "u.item"
-
-# reader(pipeline, files) -> PCollection of raw records (str lines, or dicts).
+# reader(pipeline, files) -> PCollection of text_records.RawRecord.
 Reader = Callable[[Any, Sequence[str]], Any]
-# parser_factory(path, files) -> callable(raw record) -> Event (raises RowError).
+# parser_factory(path, files, **source options) -> callable(RawRecord) -> Event
+# (raises RowError); see ClickLogFormat.make_parser.
 ParserFactory = Callable[[str, Sequence[str]], Callable]
 
 
@@ -41,10 +39,14 @@ class ClickLogFormat:
       a header or a side file once, at pipeline construction).
     directory_source: the path names a directory that is one data set (MovieLens):
       ExampleGen fingerprints `input_pattern` under it and the ingest reads
-      `rows_file` there.
+      `rows_file(path)` there.
     input_pattern: the files under a directory path that ExampleGen fingerprints
-      (and so decide its cache).
-    rows_file: for a directory_source, the file holding the rows.
+      (and so decide its cache); fixed, as the pipeline is built before the
+      path can be read.
+    rows_file: for a directory_source, directory -> the name of the file holding
+      the rows (it may look at the directory's files, e.g. MovieLens' layout).
+    source_options: SourceConfig fields handed to parser_factory as keyword
+      arguments (e.g. MovieLens' min_positive_rating).
     model_defaults: ModelConfig fields that suit this data (e.g. shorter
       sequences for MovieLens-100k).
   """
@@ -56,36 +58,64 @@ class ClickLogFormat:
   parser_factory: ParserFactory
   directory_source: bool = False
   input_pattern: str = "*"
-  rows_file: Optional[str] = None
+  rows_file: Optional[Callable[[str], str]] = None
+  source_options: Tuple[str, ...] = ()
   model_defaults: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
+  def make_parser(self, source, files: Sequence[str]) -> Callable:
+    """The row parser for a SourceConfig `source` whose files are `files`:
+    parser_factory(source.path, files, **the source_options fields of source)."""
+    options = {name: getattr(source, name) for name in self.source_options}
+    return self.parser_factory(source.path, files, **options)
 
-def _read_text_lines(pipeline, files: Sequence[str], skip_header_lines: int = 0):
+
+def _read_text_records(pipeline, files: Sequence[str], quoted_line_breaks: bool,
+                       skip_header: bool):
   import apache_beam as beam  # on use: the CLI imports this table
-  reads = [pipeline | f"Read[{i}]" >> beam.io.ReadFromText(
-      path, skip_header_lines=skip_header_lines, strip_trailing_newlines=True)
-           for i, path in enumerate(files)]
-  lines = reads | "MergeFiles" >> beam.Flatten()
-  # Windows line ends: ReadFromText strips "\n" only.
-  return lines | "StripCR" >> beam.Map(lambda line: line[:-1] if line.endswith("\r") else line)
+  from components import text_records  # pylint: disable=g-import-not-at-top
+  return (pipeline
+          | "Files" >> beam.Create(list(files))
+          | "Records" >> beam.FlatMap(text_records.read_file, quoted_line_breaks,
+                                      skip_first=skip_header)
+          # A file is read by one worker; spread its records over the others.
+          | "Spread" >> beam.Reshuffle())
+
+
+def read_csv_records(pipeline, files: Sequence[str]):
+  """RFC 4180 records of every file but each file's first (its header)."""
+  return _read_text_records(pipeline, files, quoted_line_breaks=True, skip_header=True)
+
+
+def read_csv_records_without_header(pipeline, files: Sequence[str]):
+  """RFC 4180 records of every file (no header)."""
+  return _read_text_records(pipeline, files, quoted_line_breaks=True, skip_header=False)
 
 
 def read_lines(pipeline, files: Sequence[str]):
-  """Every line of every file."""
-  return _read_text_lines(pipeline, files)
+  """Every non-blank line of every file (JSON Lines, tab-separated)."""
+  return _read_text_records(pipeline, files, quoted_line_breaks=False, skip_header=False)
 
 
-def read_lines_after_header(pipeline, files: Sequence[str]):
-  """Every line of every file but its first (the header)."""
-  return _read_text_lines(pipeline, files, skip_header_lines=1)
+def _parquet_rows(path: str):
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=g-import-not-at-top
+  from components.text_records import RawRecord  # pylint: disable=g-import-not-at-top
+  with FileSystems.open(path) as handle:
+    parquet = pq.ParquetFile(handle)
+    number = 0
+    for batch in parquet.iter_batches():
+      for row in batch.to_pylist():
+        number += 1
+        yield RawRecord(path, number, fields=row)
 
 
 def read_parquet_records(pipeline, files: Sequence[str]):
-  """Every row of every Parquet file, as a dict."""
+  """Every row of every Parquet file, each file with its own schema."""
   import apache_beam as beam  # on use: the CLI imports this table
-  reads = [pipeline | f"Read[{i}]" >> beam.io.ReadFromParquet(path)
-           for i, path in enumerate(files)]
-  return reads | "MergeFiles" >> beam.Flatten()
+  return (pipeline
+          | "Files" >> beam.Create(list(files))
+          | "Rows" >> beam.FlatMap(_parquet_rows)
+          | "Spread" >> beam.Reshuffle())
 
 
 def _read_text(path: str, encoding: str = "utf-8") -> str:
@@ -94,27 +124,31 @@ def _read_text(path: str, encoding: str = "utf-8") -> str:
     return handle.read().decode(encoding)
 
 
-def _first_line(path: str) -> str:
-  from apache_beam.io.filesystems import FileSystems
-  with FileSystems.open(path) as handle:
-    return handle.readline().decode("utf-8-sig").rstrip("\r\n")
-
-
 def _csv_parser(path: str, files: Sequence[str]):
-  return parsing.CsvRowParser(parsing.split_csv_line(_first_line(files[0])))
+  """Each file's own header governs that file (headers may order columns
+  differently); a file without a usable header is an error naming it."""
+  from components import text_records  # pylint: disable=g-import-not-at-top
+  headers = {}
+  for name in files:
+    header = text_records.first_record(name, quoted_line_breaks=True)
+    if header is None or header.text is None:
+      raise ValueError(f"{name}: no CSV header (the file is empty or its first line is "
+                       "not UTF-8 text)")
+    headers[name] = parsing.split_csv_line(header.text)
+  return parsing.CsvRowParser(headers)
 
 
-def _movielens_parser(path: str, files: Sequence[str]):
-  # u.item is Latin-1 (accented film titles).
-  items = _read_text(os.path.join(path, MOVIELENS_ITEMS), "latin-1")
-  return parsing.MovieLensRowParser(parsing.movielens_item_genres(items))
+def read_movielens_ratings(pipeline, files: Sequence[str]):
+  """Every line of a MovieLens ratings file but its header (ratings.csv has one)."""
+  return _read_text_records(pipeline, files, quoted_line_breaks=False,
+                            skip_header=movielens.has_header(files))
 
 
 FORMATS: Tuple[ClickLogFormat, ...] = (
     ClickLogFormat(
         name="csv", description="CSV with a header row naming the columns (any order)",
         extensions=(".csv", ".csv.gz"), guessed_from_extension=True,
-        reader=read_lines_after_header, parser_factory=_csv_parser),
+        reader=read_csv_records, parser_factory=_csv_parser),
     ClickLogFormat(
         name="jsonl", description="one JSON object per line",
         extensions=(".jsonl", ".json", ".jsonl.gz", ".json.gz"), guessed_from_extension=True,
@@ -125,16 +159,19 @@ FORMATS: Tuple[ClickLogFormat, ...] = (
         reader=read_parquet_records,
         parser_factory=lambda path, files: parsing.RecordRowParser()),
     ClickLogFormat(
-        name="movielens", description="a MovieLens-100k directory (u.data + u.item); "
-        "label = rating >= 4, category = first genre",
-        extensions=(), guessed_from_extension=False, reader=read_lines,
-        parser_factory=_movielens_parser, directory_source=True, input_pattern="u.*",
-        rows_file=MOVIELENS_RATINGS,
+        name="movielens", description="a MovieLens directory, its layout told from its "
+        "files (ml-100k, ml-1m, ml-10m, ml-latest[-small], ml-20m/25m/32m); "
+        "label = rating >= --min-positive-rating (4), category = first genre",
+        extensions=(), guessed_from_extension=False, reader=read_movielens_ratings,
+        parser_factory=movielens.make_parser, directory_source=True,
+        input_pattern=movielens.INPUT_PATTERN, rows_file=movielens.rows_file,
+        source_options=("min_positive_rating",),
         model_defaults=dict(long_seq_len=256, short_seq_len=16, top_k=16)),
     ClickLogFormat(
         name="taobao", description="Taobao UserBehavior CSV without header "
         "(user,item,category,behavior,timestamp); every row is a positive",
-        extensions=(".csv", ".csv.gz"), guessed_from_extension=False, reader=read_lines,
+        extensions=(".csv", ".csv.gz"), guessed_from_extension=False,
+        reader=read_csv_records_without_header,
         parser_factory=lambda path, files: parsing.TaobaoRowParser()),
 )
 

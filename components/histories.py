@@ -26,6 +26,11 @@ from eta_ctr.config import IngestConfig
 EXAMPLE = "example"          # payload: (split, serialized tf.Example)
 DEAD_LETTER = "dead_letter"  # payload: dead-letter record dict
 STATS = "stats"              # payload: nested dict of counts, one per user
+# Keys of stats[SPLIT_USERS]: 1 for a user who is such a case, else 0.
+SPLIT_USERS = "split_users"
+FEWER_THAN_2_EVENTS = "fewer_than_2_events"  # can never be in both splits per user
+NO_EVAL_EVENTS = "no_eval_events"            # every event of the user is in train
+NO_TRAIN_EVENTS = "no_train_events"          # every event of the user is in eval
 
 
 def make_example(user_id: bytes, item_id: bytes, category: bytes, timestamp: int,
@@ -106,13 +111,17 @@ def build_user_examples(user_id: str, user_events: Iterable[Event], config: Inge
       stats["rejected"][events.DUPLICATE] = stats["rejected"].get(events.DUPLICATE, 0) + 1
       yield DEAD_LETTER, events.dead_letter_record(
           event.raw, events.DUPLICATE,
-          "same user, item, category, timestamp and label as an earlier row")
+          "same user, item, category, timestamp and label as an earlier row", event.origin)
     else:
       unique.append(event)
   del ordered
   stats["rows_valid"] = len(unique)
 
   is_eval = split_flags([e.timestamp for e in unique], config)
+  # Users the split cannot serve: summed over users into the report's split_users.
+  stats[SPLIT_USERS] = {FEWER_THAN_2_EVENTS: int(len(unique) < 2),
+                        NO_EVAL_EVENTS: int(not any(is_eval)),
+                        NO_TRAIN_EVENTS: int(all(is_eval))}
   clicked: Set[str] = ({e.item_id for e in unique if e.label == 1}
                        if sampler is not None else set())
   window = _HistoryWindow(config.max_history, config.history_includes_non_clicked)

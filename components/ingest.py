@@ -7,14 +7,13 @@ dead_letter/ and the counts. Both the TFX component and `eta ingest` use them.
 
 import json
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from components import events, histories, sources
+from components import events, histories, sources, text_records
 from components.events import RowError
-from components.parsing import record_to_text
 from components.negatives import NegativeSampler
 from eta_ctr.config import EtaConfig
 
@@ -23,20 +22,40 @@ STATS_FILE = "ingest_stats.json"
 EXAMPLE_FILE_PREFIX = "data_tfrecord"  # ExampleGen's file name
 
 
-class _ParseRows(beam.DoFn):
-  """raw row -> (user_id, Event), or a dead-letter record on the `dead_letter` tag."""
+def parse_record(parser, record: text_records.RawRecord):
+  """(Event, None), or (None, dead-letter record): nothing a row holds can raise.
 
-  def __init__(self, parser, source_name: str):
-    self._parser = parser
-    self._source_name = source_name
-
-  def process(self, row):
+  A parser's RowError keeps its reason; any other exception (a value of a type
+  no rule expected) is a malformed_row naming the exception, so one bad row
+  never fails the run.
+  """
+  if record.problem is not None:
+    reason, detail = record.problem
+  else:
     try:
-      event = self._parser(row)
+      return parser(record)._replace(origin=record.origin), None
     except RowError as error:
-      raw = row if isinstance(row, str) else record_to_text(row)
-      yield beam.pvalue.TaggedOutput(histories.DEAD_LETTER, events.dead_letter_record(
-          raw, error.reason, error.detail, self._source_name))
+      reason, detail = error.reason, error.detail
+    except Exception as error:  # pylint: disable=broad-except
+      reason, detail = events.MALFORMED_ROW, f"{type(error).__name__}: {error}"[:500]
+  fields = text_records.dead_letter_fields(record)
+  return None, events.dead_letter_record(fields.pop("row"), reason, detail, record.origin,
+                                         **fields)
+
+
+# The main output's type (dead letters go to a tagged output), declared because
+# Beam's inference would otherwise see the TaggedOutput in it.
+@beam.typehints.with_output_types(Tuple[str, events.Event])
+class _ParseRows(beam.DoFn):
+  """RawRecord -> (user_id, Event), or a dead-letter record on the `dead_letter` tag."""
+
+  def __init__(self, parser):
+    self._parser = parser
+
+  def process(self, record):
+    event, dead_letter = parse_record(self._parser, record)
+    if event is None:
+      yield beam.pvalue.TaggedOutput(histories.DEAD_LETTER, dead_letter)
       return
     yield event.user_id, event
 
@@ -108,7 +127,7 @@ class ClickLogToExamples(beam.PTransform):
     source, ingest = self._config.source, self._config.ingest
     rows = pipeline | "ReadRows" >> sources.ReadRawRows(source)
     parsed = rows | "Parse" >> beam.ParDo(
-        _ParseRows(sources.make_parser(source), source.format)).with_outputs(
+        _ParseRows(sources.make_parser(source))).with_outputs(
             histories.DEAD_LETTER, main="events")
     by_user = parsed.events | "GroupByUser" >> beam.GroupByKey()
     side_inputs = {}

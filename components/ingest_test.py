@@ -1,5 +1,6 @@
 """The Beam ingest on small logs: counts reconcile, dead letters, formats, determinism."""
 
+import base64
 import glob
 import json
 import os
@@ -15,7 +16,7 @@ from eta_ctr.config import EtaConfig, IngestConfig, SourceConfig
 HEADER = "user_id,item_id,category,timestamp,label"
 # One bad row per rejection reason (duplicates are added separately).
 BAD_ROWS = {
-    events.MALFORMED_ROW: ["u1,i1,c1,100", "", 'u1,"i1,c1,100,1'],
+    events.MALFORMED_ROW: ["u1,i1,c1,100", "u1,i1,c1,100,1,extra", 'u1,"i1"x,c1,100,1'],
     events.MISSING_FIELD: [",i1,c1,100,1", "u1,,c1,100,1", "u1,i1,c1,,1", "u1,i1,c1,100,"],
     events.INVALID_FIELD: ["u1,i1\x07,c1,100,1"],
     events.BAD_TIMESTAMP: ["u1,i1,c1,last tuesday,1", "u1,i1,c1,1700000000000,1"],
@@ -73,6 +74,11 @@ def test_counts_reconcile_with_bad_rows_of_every_kind(small_log, tmp_path):
   assert len(dead) == rejected["total"]
   assert sorted(d["row"] for d in dead) == sorted(bad + duplicates)
   assert all(d["reason"] in events.REJECTION_REASONS and d["detail"] for d in dead)
+  first_bad_line = 2 + len(rows)  # the header is line 1
+  assert sorted(int(d["source"].rsplit(":", 1)[1]) for d in dead
+                if d["reason"] != events.DUPLICATE) == list(
+                    range(first_bad_line, first_bad_line + len(bad)))
+  assert all(d["source"].startswith(str(path) + ":") for d in dead)
   with open(tmp_path / "out/ingest_report.json") as handle:
     assert json.load(handle)["rows_read"] == report["rows_read"]
 
@@ -111,3 +117,151 @@ def test_taobao_positive_only_log_with_negative_sampling(tmp_path):
               for ex in example_io.read_examples(str(tmp_path / "out"), split)]
   assert len(examples) == 3 * valid
   assert sum(ex["label"][0] for ex in examples) == valid
+
+
+def _dead_letters(out):
+  return [json.loads(line) for f in glob.glob(str(out / "dead_letter" / "*.jsonl"))
+          for line in open(f)]
+
+
+def _users(out):
+  return {ex["user_id"][0] for split in events.SPLITS
+          for ex in example_io.read_examples(str(out), split)}
+
+
+def _reconciles(report):
+  return report["rows_read"] == report["rows_valid"] + report["rows_rejected"]["total"]
+
+
+GOOD = [("u1", "i1", "c1", 1600000000, 1), ("u1", "i2", "c1", 1600000060, 0),
+        ("u2", "i1", "c2", 1600000000, 1), ("u2", "i3", "c2", 1600000100, 1)]
+
+
+def test_each_files_header_governs_that_file(tmp_path):
+  """Two files order the columns differently: ids must not swap between columns."""
+  (tmp_path / "logs").mkdir()
+  (tmp_path / "logs" / "a.csv").write_text(
+      "user_id,item_id,category,timestamp,label\n" +
+      "".join(f"{u},{i},{c},{t},{l}\n" for u, i, c, t, l in GOOD[:2]))
+  (tmp_path / "logs" / "b.csv").write_text(
+      "item_id,label,user_id,timestamp,category,extra\n" +
+      "".join(f"{i},{l},{u},{t},{c},x\n" for u, i, c, t, l in GOOD[2:]))
+  report = _ingest(tmp_path / "logs", "csv", tmp_path / "out", eval_fraction=0.5)
+  assert (report["users"], report["rows_valid"], report["rows_rejected"]["total"]) == (2, 4, 0)
+  assert _users(tmp_path / "out") == {"u1", "u2"}
+
+
+def test_a_file_without_a_usable_header_is_an_error_naming_it(tmp_path):
+  (tmp_path / "logs").mkdir()
+  (tmp_path / "logs" / "a.csv").write_text("user_id,item_id,timestamp,label\nu1,i1,1,1\n")
+  (tmp_path / "logs" / "b.csv").write_text("u2,i2,5,1\n")  # no header
+  with pytest.raises(ValueError, match="b.csv.*lacks required columns"):
+    _ingest(tmp_path / "logs", "csv", tmp_path / "out")
+
+
+def test_an_undecodable_byte_is_one_dead_letter_and_the_run_completes(tmp_path):
+  path = tmp_path / "log.csv"
+  lines = [b"user_id,item_id,category,timestamp,label"]
+  lines += [f"{u},{i},{c},{t},{l}".encode() for u, i, c, t, l in GOOD]
+  lines.insert(2, b"u1,caf\xe9,c1,1600000030,1")  # Latin-1, not UTF-8
+  path.write_bytes(b"\n".join(lines) + b"\n")
+  out = tmp_path / "out"
+  report = _ingest(path, "csv", out, eval_fraction=0.5)
+  assert report["rows_read"] == 5 and report["rows_valid"] == 4 and _reconciles(report)
+  assert report["rows_rejected"][events.BAD_ENCODING] == 1
+  (dead,) = _dead_letters(out)
+  assert dead["reason"] == events.BAD_ENCODING and dead["source"] == f"{path}:3"
+  assert base64.b64decode(dead["row_base64"]) == b"u1,caf\xe9,c1,1600000030,1"
+  assert not glob.glob(str(out / "**" / "beam-temp*"), recursive=True)
+
+
+@pytest.mark.parametrize("fmt", ["taobao", "jsonl", "csv"])
+def test_a_byte_order_mark_is_not_data(tmp_path, fmt):
+  bom = b"\xef\xbb\xbf"
+  if fmt == "taobao":
+    body = b"1,10,100,pv,1511544070\n1,11,100,pv,1511544130\n2,10,100,pv,1511544070\n"
+  elif fmt == "jsonl":
+    body = b"".join(json.dumps(dict(zip(synth.COLUMNS, row))).encode() + b"\n"
+                    for row in GOOD)
+  else:
+    body = HEADER.encode() + b"\n" + b"".join(
+        ",".join(map(str, row)).encode() + b"\n" for row in GOOD)
+  (tmp_path / "logs").mkdir()
+  for name in ("a", "b"):  # in every file of a directory
+    (tmp_path / "logs" / f"{name}.{'csv' if fmt == 'taobao' else fmt}").write_bytes(
+        bom + body)
+  report = _ingest(tmp_path / "logs", fmt, tmp_path / "out", eval_fraction=0.5)
+  assert report["rows_rejected"]["total"] == report["rows_read"] // 2  # b's rows: duplicates
+  assert report["rows_rejected"][events.DUPLICATE] == report["rows_rejected"]["total"]
+  users = _users(tmp_path / "out")
+  assert all(not user.startswith("\ufeff") for user in users)
+  assert len(users) == (2 if fmt == "taobao" else 2)
+
+
+def test_a_quoted_record_across_lines_is_one_row(tmp_path):
+  path = tmp_path / "log.csv"
+  path.write_text('user_id,item_id,note,timestamp,label\n'
+                  'u1,i1,"line one\nline two, ""quoted""",1600000000,1\n'
+                  'u1,i2,plain,1600000060,0\n')
+  report = _ingest(path, "csv", tmp_path / "out", eval_fraction=0.5)
+  assert (report["rows_read"], report["rows_valid"]) == (2, 2)
+
+
+def test_parquet_files_with_their_own_schemas_and_a_value_of_the_wrong_type(tmp_path):
+  (tmp_path / "logs").mkdir()
+  pq.write_table(pa.table({"user_id": ["u1", "u1"], "item_id": [1, 2],
+                           "timestamp": [1600000000, 1600000060], "label": [1, 0]}),
+                 tmp_path / "logs" / "a.parquet")
+  pq.write_table(pa.table({"label": [1, 1], "timestamp": ["2020-09-13T12:26:40Z", "x"],
+                           "item_id": [[1, 2], [3]], "user_id": ["u2", "u2"]}),
+                 tmp_path / "logs" / "b.parquet")
+  report = _ingest(tmp_path / "logs", "parquet", tmp_path / "out", eval_fraction=0.5)
+  assert report["rows_read"] == 4 and report["rows_valid"] == 2 and _reconciles(report)
+  assert report["rows_rejected"][events.INVALID_FIELD] == 2  # item_id is a list
+
+
+def test_a_directory_mixing_every_dirty_case_completes_and_reconciles(tmp_path):
+  """BOM, per-file headers, gzip, CRLF, RFC 4180 records across lines, timestamp
+  dialects, long Unicode ids, a Latin-1 byte, a stray quote, a wrong column count,
+  milliseconds and a blank line, in one directory."""
+  import gzip
+  logs = tmp_path / "logs"
+  logs.mkdir()
+  cjk, emoji = "\u5546" * 300, "\U0001F600" * 200
+  (logs / "a.csv").write_bytes(b"\xef\xbb\xbf" + (
+      "user_id,item_id,note,timestamp,label\r\n"
+      'u1,i1,"two\nlines, ""quoted""",2020-09-01T12:00:00Z,1\r\n'
+      "u1,i2,,2020-09-01 12:01:00 UTC,0\r\n"
+      "u1,i3,x,2020-09-01T14:02:00+0200,1\r\n"
+      "\r\n"
+      "u2,i1,x,20200901T120000Z,1\r\n").encode())
+  (logs / "b.csv.gz").write_bytes(gzip.compress((
+      "label,timestamp,category,user_id,item_id\n"
+      f"1,1598961600,c1,u3,{cjk}\n"
+      f"0,1598961660.5,c1,u3,{emoji}\n"
+      "1,1598961720,c2,u2,i9\n").encode()))
+  (logs / "c.csv").write_bytes(
+      b"item_id,user_id,timestamp,label\n"
+      b"caf\xe9,u4,1598961600,1\n"           # bad_encoding
+      b'"i5,u4,1598961600,1\n'                # a quote never closed: malformed_row
+      b"i6,u4,1598961600\n"                   # 3 columns: malformed_row
+      b"i7,u4,1598961600000,1\n"              # milliseconds: bad_timestamp
+      b"i8,u4,1598961600,1\n"
+      b"i9,u4,1598961660,0\n")
+  (logs / "README.txt").write_text("not a log\n")  # not a .csv: not read
+  out = tmp_path / "out"
+  report = _ingest(logs, "csv", out, eval_fraction=0.5)
+  rejected = report["rows_rejected"]
+  assert report["rows_read"] == 4 + 3 + 6  # the blank line and the headers are not rows
+  assert report["rows_valid"] == 4 + 3 + 2
+  assert (rejected[events.BAD_ENCODING], rejected[events.MALFORMED_ROW],
+          rejected[events.BAD_TIMESTAMP], rejected["total"]) == (1, 2, 1, 4)
+  assert _reconciles(report)
+  assert report["users"] == 4
+  examples = [ex for split in events.SPLITS for ex in example_io.read_examples(str(out), split)]
+  assert {ex["item_id"][0] for ex in examples} == {"i1", "i2", "i3", cjk, emoji, "i9", "i8"}
+  assert {ex["timestamp"][0] for ex in examples if ex["user_id"][0] == "u1"} == {
+      1598961600, 1598961660, 1598961720}
+  dead = {d["source"].rsplit("/", 1)[1]: d["reason"] for d in _dead_letters(out)}
+  assert dead == {"c.csv:2": events.BAD_ENCODING, "c.csv:3": events.MALFORMED_ROW,
+                  "c.csv:4": events.MALFORMED_ROW, "c.csv:5": events.BAD_TIMESTAMP}

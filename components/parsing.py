@@ -1,25 +1,27 @@
-"""Row parsers: one raw record of a click-log format -> a validated `Event`.
+"""Row parsers: one `RawRecord` of a click-log format -> a validated `Event`.
 
 A parser raises `RowError(reason, detail)` for a row it cannot use; the Beam
 ingest turns that into a dead-letter record. Parsers are plain picklable
-callables so they run on any Beam runner.
+callables so they run on any Beam runner. The rules for ids and times are
+components/rules.py's, which the server applies too.
 """
 
 import csv
 import datetime
+import io
 import json
 import math
-import re
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from components import events
-from components.events import Event, RowError
+from dateutil import parser as dateutil_parser
 
-# Unix seconds above this are almost surely milliseconds (year 5138).
-_MAX_UNIX_SECONDS = 10**11
-_MAX_ID_LENGTH = 512
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+from components import events, rules
+from components.events import Event, RowError
+from components.text_records import RawRecord
+
 TAOBAO_BEHAVIORS = ("pv", "buy", "cart", "fav")
+# Exporters (BigQuery, many databases) append the zone as a word.
+_UTC_SUFFIXES = (" UTC", " GMT", " Z")
 
 
 def _is_missing(value: Any) -> bool:
@@ -31,7 +33,12 @@ def _is_missing(value: Any) -> bool:
 
 
 def parse_id(value: Any, field: str) -> str:
-  """A user, item or category id as a clean string."""
+  """A user, item or category id as clean text (components/rules.py: the same
+  rule the server applies); surrounding whitespace is stripped first.
+
+  Raises:
+    RowError: missing_field, or invalid_field naming the rule broken.
+  """
   if _is_missing(value):
     raise RowError(events.MISSING_FIELD, f"{field} is missing")
   if isinstance(value, bool):
@@ -48,62 +55,97 @@ def parse_id(value: Any, field: str) -> str:
   if not isinstance(value, (str, int)):
     raise RowError(events.INVALID_FIELD, f"{field} has type {type(value).__name__}")
   text = str(value).strip()
-  if _CONTROL_CHARS.search(text):
-    raise RowError(events.INVALID_FIELD, f"{field} contains control characters")
-  if len(text) > _MAX_ID_LENGTH:
-    raise RowError(events.INVALID_FIELD, f"{field} is longer than {_MAX_ID_LENGTH} characters")
+  problem = rules.id_problem(text)
+  if problem:
+    raise RowError(events.INVALID_FIELD, f"{field} {problem}")
   return text
 
 
 def parse_timestamp(value: Any) -> int:
-  """Unix seconds (int, float or digits) or ISO-8601 (naive means UTC) -> int seconds."""
+  """An event time -> int unix seconds (floored).
+
+  Accepts unix seconds (int, float or digits) and ISO-8601 as exporters write
+  it (dateutil's isoparse: `2020-09-01T12:00:00Z`, `2020-09-01 12:00:00`,
+  `+02:00` / `+0200` / `-05` offsets, fractions, `20200901T120000Z`, a date
+  alone, week and ordinal dates), also with a trailing ` UTC` / ` GMT`. Naive
+  times are UTC.
+
+  Raises:
+    RowError: missing_field, or bad_timestamp with the exact reason
+      (components/rules.py: before 1970, too large for seconds (milliseconds?),
+      not finite, or neither unix seconds nor ISO-8601).
+  """
   if _is_missing(value):
     raise RowError(events.MISSING_FIELD, "timestamp is missing")
   if isinstance(value, bool):
     raise RowError(events.BAD_TIMESTAMP, f"timestamp is a boolean: {value!r}")
   if isinstance(value, datetime.datetime):  # e.g. a Parquet timestamp column
     moment = value
+  elif isinstance(value, datetime.date):
+    moment = datetime.datetime(value.year, value.month, value.day)
   elif isinstance(value, (int, float)):
-    return _check_unix_seconds(value, value)
+    return _unix_seconds(value, value)
+  elif isinstance(value, (str, bytes)):
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    text = text.strip()
+    number = _number(text)
+    if number is not None:
+      return _unix_seconds(number, text)
+    moment = _iso_moment(text)
   else:
-    text = str(value).strip()
-    try:
-      return _check_unix_seconds(float(text), value)
-    except ValueError:
-      pass
-    try:
-      moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-      raise RowError(events.BAD_TIMESTAMP,
-                     f"timestamp {text[:40]!r} is neither unix seconds nor ISO-8601") from None
+    raise RowError(events.BAD_TIMESTAMP, f"timestamp has type {type(value).__name__}")
   if moment.tzinfo is None:
     moment = moment.replace(tzinfo=datetime.timezone.utc)
-  return _check_unix_seconds(moment.timestamp(), value)
+  return _unix_seconds(moment.timestamp(), value)
 
 
-def _check_unix_seconds(seconds: float, original: Any) -> int:
-  if not math.isfinite(seconds):
-    raise RowError(events.BAD_TIMESTAMP, f"timestamp {original!r} is not finite")
-  if seconds < 0:
-    raise RowError(events.BAD_TIMESTAMP, f"timestamp {original!r} is before 1970")
-  if seconds >= _MAX_UNIX_SECONDS:
+def _number(text: str) -> Optional[float]:
+  try:
+    return float(text)
+  except ValueError:
+    return None
+
+
+def _iso_moment(text: str) -> datetime.datetime:
+  candidate = text
+  for suffix in _UTC_SUFFIXES:
+    if candidate.upper().endswith(suffix):
+      candidate = candidate[:-len(suffix)] + "+00:00"
+      break
+  try:
+    return dateutil_parser.isoparse(candidate)
+  except (ValueError, OverflowError):
     raise RowError(events.BAD_TIMESTAMP,
-                   f"timestamp {original!r} is too large for unix seconds (milliseconds?)")
+                   f"timestamp {text[:40]!r} is neither unix seconds nor ISO-8601") from None
+
+
+def _unix_seconds(seconds, original: Any) -> int:
+  problem = rules.unix_seconds_problem(seconds)
+  if problem:
+    raise RowError(events.BAD_TIMESTAMP, f"timestamp {str(original)[:40]!r} {problem}")
   return int(math.floor(seconds))
 
 
 def parse_label(value: Any) -> int:
-  """0 or 1 (as int, float or text) -> int."""
+  """0 or 1 (as int, float or text) -> int.
+
+  Raises:
+    RowError: missing_field, or bad_label.
+  """
   if _is_missing(value):
     raise RowError(events.MISSING_FIELD, "label is missing")
   if isinstance(value, bool):
     return int(value)
-  try:
-    number = float(str(value).strip()) if not isinstance(value, (int, float)) else value
-  except ValueError:
-    raise RowError(events.BAD_LABEL, f"label {str(value)[:40]!r} is not a number") from None
+  if isinstance(value, (int, float)):
+    number = value
+  elif isinstance(value, str):
+    number = _number(value.strip())
+    if number is None:
+      raise RowError(events.BAD_LABEL, f"label {value[:40]!r} is not a number")
+  else:
+    raise RowError(events.BAD_LABEL, f"label has type {type(value).__name__}")
   if number not in (0, 1):
-    raise RowError(events.BAD_LABEL, f"label {value!r} is not 0 or 1")
+    raise RowError(events.BAD_LABEL, f"label {str(value)[:40]!r} is not 0 or 1")
   return int(number)
 
 
@@ -121,48 +163,69 @@ def event_from_fields(fields: Mapping[str, Any], raw: str) -> Event:
 
 
 def split_csv_line(line: str, delimiter: str = ",") -> Sequence[str]:
+  """One CSV record (RFC 4180; quoted fields may hold line breaks) -> its fields.
+
+  Raises:
+    RowError: malformed_row, when it is not exactly one well-formed record.
+  """
   try:
-    return next(csv.reader([line], delimiter=delimiter, strict=True))
-  except (csv.Error, StopIteration) as error:
-    raise RowError(events.MALFORMED_ROW, f"unparseable CSV line: {error}") from None
+    rows = list(csv.reader(io.StringIO(line, newline=""), delimiter=delimiter, strict=True))
+  except csv.Error as error:
+    raise RowError(events.MALFORMED_ROW, f"unparseable CSV record: {error}") from None
+  if len(rows) != 1:
+    raise RowError(events.MALFORMED_ROW, f"{len(rows)} CSV records where one was expected")
+  return rows[0]
+
+
+def check_csv_header(header: Sequence[str], source: str) -> Sequence[str]:
+  """A CSV file's header, cleaned; raises ValueError naming the file when it
+  lacks a required column or repeats one."""
+  header = [name.strip() for name in header]
+  missing = [c for c in events.REQUIRED_COLUMNS if c not in header]
+  if missing:
+    raise ValueError(f"{source}: the CSV header {header} lacks required columns {missing}; "
+                     f"each file needs a header naming {list(events.REQUIRED_COLUMNS)} "
+                     "(+ optional category), in any order")
+  repeated = sorted({name for name in header if header.count(name) > 1})
+  if repeated:
+    raise ValueError(f"{source}: the CSV header repeats columns {repeated}")
+  return header
 
 
 class CsvRowParser:
-  """A line of a generic CSV file with the given header."""
+  """A record of a generic CSV file, read with its own file's header."""
 
-  def __init__(self, header: Sequence[str]):
-    self.header = [name.strip() for name in header]
-    missing = [c for c in events.REQUIRED_COLUMNS if c not in self.header]
-    if missing:
-      raise ValueError(f"CSV header {self.header} lacks required columns {missing}; "
-                       f"expected {list(events.REQUIRED_COLUMNS)} (+ optional category)")
+  def __init__(self, headers: Mapping[str, Sequence[str]]):
+    """headers: {file path: its header}; each is checked (check_csv_header)."""
+    self.headers = {path: check_csv_header(header, path) for path, header in headers.items()}
 
-  def __call__(self, line: str) -> Event:
-    values = split_csv_line(line)
-    if len(values) != len(self.header):
+  def __call__(self, record: RawRecord) -> Event:
+    header = self.headers[record.source]
+    values = split_csv_line(record.text)
+    if len(values) != len(header):
       raise RowError(events.MALFORMED_ROW,
-                     f"{len(values)} columns where the header has {len(self.header)}")
-    return event_from_fields(dict(zip(self.header, values)), line)
+                     f"{len(values)} columns where the header has {len(header)}")
+    return event_from_fields(dict(zip(header, values)), record.text)
 
 
 class JsonLinesRowParser:
   """A line holding one JSON object."""
 
-  def __call__(self, line: str) -> Event:
+  def __call__(self, record: RawRecord) -> Event:
     try:
-      record = json.loads(line)
+      value = json.loads(record.text)
     except ValueError as error:
       raise RowError(events.MALFORMED_ROW, f"not JSON: {error}") from None
-    if not isinstance(record, dict):
-      raise RowError(events.MALFORMED_ROW, f"a JSON {type(record).__name__}, not an object")
-    return event_from_fields(record, line)
+    if not isinstance(value, dict):
+      raise RowError(events.MALFORMED_ROW, f"a JSON {type(value).__name__}, not an object")
+    return event_from_fields(value, record.text)
 
 
 class RecordRowParser:
   """A record already decoded into a dict (Parquet)."""
 
-  def __call__(self, record: Dict[str, Any]) -> Event:
-    return event_from_fields(record, record_to_text(record))
+  def __call__(self, record: RawRecord) -> Event:
+    return event_from_fields(record.fields, record_to_text(record.fields))
 
 
 def record_to_text(record: Any) -> str:
@@ -179,7 +242,8 @@ class MovieLensRowParser:
   def __init__(self, item_genres: Mapping[str, str]):
     self.item_genres = dict(item_genres)
 
-  def __call__(self, line: str) -> Event:
+  def __call__(self, record: RawRecord) -> Event:
+    line = record.text
     values = line.split("\t")
     if len(values) != 4:
       raise RowError(events.MALFORMED_ROW, f"{len(values)} tab-separated fields, expected 4")
@@ -223,7 +287,8 @@ MOVIELENS_GENRES = (
 class TaobaoRowParser:
   """A UserBehavior line: user,item,category,behavior,timestamp; every row is a positive."""
 
-  def __call__(self, line: str) -> Event:
+  def __call__(self, record: RawRecord) -> Event:
+    line = record.text
     values = split_csv_line(line)
     if len(values) != 5:
       raise RowError(events.MALFORMED_ROW, f"{len(values)} columns, expected 5")

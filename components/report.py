@@ -5,9 +5,12 @@ from typing import Any, Dict
 
 from apache_beam.io.filesystems import FileSystems
 
-from components import events
+from components import events, histories
 
 REPORT_FILE = "ingest_report.json"
+# split_users: how many users have fewer than 2 events, none in eval, none in train.
+SPLIT_USER_KEYS = (histories.FEWER_THAN_2_EVENTS, histories.NO_EVAL_EVENTS,
+                   histories.NO_TRAIN_EVENTS)
 
 
 def history_length_summary(histogram: Dict[Any, int]) -> Dict[str, float]:
@@ -46,6 +49,8 @@ def build_report(stats: Dict[str, Any], wall_time_s: float,
       "rows_rejected": rejected,
       "negatives_sampled": int(stats.get("negatives_sampled", 0)),
       "users": int(stats.get("users", 0)),
+      "split_users": {key: int(stats.get(histories.SPLIT_USERS, {}).get(key, 0))
+                      for key in SPLIT_USER_KEYS},
       "examples": examples,
       "examples_total": sum(examples.values()),
       "history_length": history_length_summary(stats.get("history_length", {})),
@@ -80,7 +85,7 @@ def format_report(report: Dict[str, Any]) -> str:
       f"rows valid         {report['rows_valid']:>12,}",
       f"rows rejected      {rejected['total']:>12,}" + (f"   ({reasons})" if reasons else ""),
       f"negatives sampled  {report['negatives_sampled']:>12,}",
-      f"users              {report['users']:>12,}",
+      f"users              {report['users']:>12,}   ({_split_users(report)})",
       f"examples train     {report['examples']['train']:>12,}",
       f"examples eval      {report['examples']['eval']:>12,}",
       f"history length     mean {hist['mean']}, p50 {hist['p50']}, p90 {hist['p90']}, "
@@ -88,3 +93,10 @@ def format_report(report: Dict[str, Any]) -> str:
       f"wall time          {report['wall_time_s']:>11.1f}s",
   ]
   return "\n".join(lines)
+
+
+def _split_users(report: Dict[str, Any]) -> str:
+  users = report.get("split_users", {})
+  return (f"{users.get(histories.FEWER_THAN_2_EVENTS, 0):,} with fewer than 2 events, "
+          f"{users.get(histories.NO_EVAL_EVENTS, 0):,} with none in eval, "
+          f"{users.get(histories.NO_TRAIN_EVENTS, 0):,} with none in train")

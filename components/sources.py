@@ -29,7 +29,7 @@ def input_files(source: SourceConfig) -> List[str]:
   if not source.path:
     raise ValueError(f"no path given for the {source.format} click log")
   if fmt.directory_source:
-    pattern = os.path.join(source.path, fmt.rows_file)
+    pattern = os.path.join(source.path, fmt.rows_file(source.path))  # movielens: by layout
   elif _is_directory(source.path):
     pattern = source.path.rstrip("/") + "/*"
   else:
@@ -50,7 +50,7 @@ def _is_directory(path: str) -> bool:
 
 def make_parser(source: SourceConfig) -> Callable:
   """The row parser of the source's format (reads a CSV header or u.item once)."""
-  return formats.get(source.format).parser_factory(source.path, input_files(source))
+  return formats.get(source.format).make_parser(source, input_files(source))  # + source_options
 
 
 class ReadRawRows(beam.PTransform):

@@ -33,7 +33,13 @@ def cmd_ingest(args, beam_args: List[str]) -> int:
   from components.ingest_job import run_ingest
   os.makedirs(args.output, exist_ok=True)
   config = flags.ingest_config(args)
-  result = run_ingest(config, args.output, beam_args or None)
+  try:
+    result = run_ingest(config, args.output, beam_args or None)
+  except (ValueError, OSError) as error:  # a file the log cannot be read from, a split
+    print(f"\neta ingest FAILED: {type(error).__name__}: {error}", file=sys.stderr)
+    if args.verbose:
+      raise
+    return 1
   print(report.format_report(result))
   print(f"\nexamples: {args.output}/Split-train, {args.output}/Split-eval\n"
         f"report:   {args.output}/ingest_report.json\n"

@@ -13,11 +13,11 @@ def test_synth_then_ingest_with_global_cutoff(tmp_path, capsys):
   assert cli.main(["synth", "--events", "1500", "--format", "jsonl", "--output", log_path]) == 0
   out = str(tmp_path / "out")
   assert cli.main(["ingest", "--data", log_path, "--output", out, "--max-history", "32",
-                   "--eval-cutoff", "2020-09-01T00:00:00Z"]) == 0
+                   "--eval-cutoff", "2021-02-01T00:00:00Z"]) == 0
   with open(os.path.join(out, "ingest_report.json")) as handle:
     report = json.load(handle)
   assert report["config"]["ingest"]["split"] == "global_time"
-  assert report["config"]["ingest"]["eval_cutoff"] == 1598918400
+  assert report["config"]["ingest"]["eval_cutoff"] == 1612137600
   assert report["rows_read"] == report["rows_valid"] == 1500
   assert report["history_length"]["max"] <= 32
   assert "rows read" in capsys.readouterr().out
@@ -35,3 +35,13 @@ def test_missing_movielens_path_is_a_clear_error(tmp_path):
   with pytest.raises(DatasetNotFound, match="--data-path"):
     cli.main(["ingest", "--data", "movielens-100k", "--data-path", str(tmp_path),
               "--output", str(tmp_path / "out")])
+
+
+def test_an_unreadable_log_fails_in_one_clear_line(tmp_path, capsys):
+  (tmp_path / "logs").mkdir()
+  (tmp_path / "logs" / "a.csv").write_text("u1,i1,100,1\n")  # no header
+  assert cli.main(["ingest", "--data", str(tmp_path / "logs"), "--format", "csv",
+                   "--output", str(tmp_path / "out")]) == 1
+  err = capsys.readouterr().err
+  assert "eta ingest FAILED: ValueError:" in err and "a.csv" in err and "header" in err
+  assert "Traceback" not in err

@@ -12,6 +12,7 @@ import json
 from typing import Any, Dict, Optional, Tuple
 
 from components.formats import FORMAT_NAMES, get as get_format
+from components.movielens import DEFAULT_MIN_POSITIVE_RATING, check_min_positive_rating
 
 # The key under which the config travels in TFX exec properties and custom_config.
 ETA_CONFIG_KEY = "eta_config"
@@ -26,15 +27,21 @@ class SourceConfig:
   Attributes:
     format: one of components.formats.FORMAT_NAMES. `csv`, `jsonl` and
       `parquet` are the generic table (columns user_id, item_id, [category],
-      timestamp, label); `movielens` reads `u.data` + `u.item`; `taobao` reads
-      the UserBehavior CSV.
-    path: a file, a directory, or a glob. For `movielens` the ml-100k directory.
+      timestamp, label); `movielens` reads a MovieLens directory of any layout
+      (components/movielens.py); `taobao` reads the UserBehavior CSV.
+    path: a file, a directory, or a glob. For `movielens` the directory
+      (ml-100k, ml-1m, ml-10m, ml-latest, ml-latest-small, ml-20m/25m/32m).
+    min_positive_rating: `movielens` only (other formats ignore it): a rating of
+      at least this many stars is a positive (label 1), below it a negative.
+      In (0, 5]; on half-star releases the default 4.0 makes 3.5 a negative.
   """
   format: str = "movielens"
   path: str = ""
+  min_positive_rating: float = DEFAULT_MIN_POSITIVE_RATING  # 4.0 stars
 
   def __post_init__(self):
     get_format(self.format)  # raises ValueError naming the known formats
+    check_min_positive_rating(self.min_positive_rating)  # raises ValueError
 
 
 @dataclasses.dataclass(frozen=True)

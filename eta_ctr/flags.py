@@ -10,13 +10,13 @@ import argparse
 import os
 from typing import Optional
 
-from components import formats
+from components import datasets, formats, movielens
 from eta_ctr.config import (DISTRIBUTIONS, MODEL_NAMES, RETRIEVAL_KERNELS, SPLIT_MODES,
                             ATTENTION_TYPES, EtaConfig, EvaluationConfig, IngestConfig,
                             ModelConfig, SourceConfig, TrainerConfig)
 
-# Named data sets of --data (anything else is a path).
-MOVIELENS_100K = "movielens-100k"
+# Named data sets of --data (components/datasets.py; anything else is a path).
+MOVIELENS_100K = "movielens-100k"  # the default
 SYNTHETIC = "synthetic"
 
 # ModelConfig fields with a flag of the same name (None = the config's default).
@@ -26,14 +26,31 @@ _MODEL_FLAGS = ("long_seq_len", "short_seq_len", "top_k", "hash_bits", "embeddin
 
 def add_data_args(parser: argparse.ArgumentParser):
   group = parser.add_argument_group("data")
-  group.add_argument("--data", default=MOVIELENS_100K,
-                     help=f"{MOVIELENS_100K}, {SYNTHETIC}, or a PATH (file, directory or glob)")
+  group.add_argument("--data",
+                     help=f"{', '.join(datasets.NAMES)}, {SYNTHETIC}, or a PATH (file, "
+                          f"directory or glob); default {MOVIELENS_100K}")
   add_format_arg(group)
   group.add_argument("--data-path",
-                     help="directory holding MovieLens-100k (else $ETA_DATA_DIR, "
-                          "../shared/datasets, then a download)")
+                     help="directory holding the named data set, or its parent (else "
+                          "$ETA_DATA_DIR, ../shared/datasets, then a download); with "
+                          "--format movielens and no --data, a MovieLens directory of "
+                          "any layout")
+  group.add_argument("--min-positive-rating", type=_stars,
+                     default=SourceConfig.min_positive_rating, metavar="STARS",
+                     help="MovieLens label rule: a rating of at least STARS is a positive "
+                          "(default %(default)s; on half-star data 3.5 is then a negative)")
   group.add_argument("--synth-events", type=int, default=100_000,
                      help=f"events of the generated log for --data {SYNTHETIC}")
+
+
+def _stars(text: str) -> float:
+  """--min-positive-rating: a number of stars in (0, 5]."""
+  try:
+    value = float(text)
+    movielens.check_min_positive_rating(value)
+  except ValueError as error:
+    raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+  return value
 
 
 def add_format_arg(group):
@@ -89,20 +106,44 @@ def add_model_args(parser: argparse.ArgumentParser):
 
 
 def resolve_source(args, work_dir: str) -> SourceConfig:
-  """--data/--format/--data-path -> SourceConfig (generating the synthetic log if asked)."""
-  if args.data == MOVIELENS_100K:
-    from components import datasets  # pylint: disable=g-import-not-at-top
-    return SourceConfig(format="movielens",
-                        path=datasets.locate_movielens_100k(args.data_path))
-  if args.data == SYNTHETIC:
+  """--data/--format/--data-path/--min-positive-rating -> SourceConfig
+  (generating the synthetic log if asked).
+
+  `--format movielens --data-path DIR` without --data reads DIR whatever its
+  MovieLens layout; a named --data finds its set (components/datasets.py).
+
+  Raises:
+    datasets.DatasetNotFound: a named data set is not found.
+    SystemExit: a local MovieLens directory holds no layout (the message lists
+      what was looked for), or the format cannot be told (source_for_path).
+  """
+  rating = getattr(args, "min_positive_rating", SourceConfig.min_positive_rating)
+  data = args.data
+  if data is None and args.format == "movielens" and args.data_path:
+    data = args.data_path
+  elif data is None:
+    data = MOVIELENS_100K
+  if data in datasets.NAMES:
+    dataset = datasets.get(data)
+    return SourceConfig(format=dataset.format, path=datasets.locate(data, args.data_path),
+                        min_positive_rating=rating)
+  if data == SYNTHETIC:
     from components import synth  # pylint: disable=g-import-not-at-top
     path = os.path.join(work_dir, "synthetic_log.csv")
     synth.write(synth.SynthConfig(events=args.synth_events, seed=args.seed), path)
     return SourceConfig(format="csv", path=path)
-  return source_for_path(args.data, args.format)
+  source = source_for_path(data, args.format, rating)
+  if source.format == "movielens" and "://" not in source.path:
+    try:
+      movielens.detect(source.path)  # a clear error now, not in the middle of a run
+    except (OSError, ValueError) as error:
+      raise SystemExit(f"eta: {error}") from error
+  return source
 
 
-def source_for_path(path: str, fmt: Optional[str] = None) -> SourceConfig:
+def source_for_path(path: str, fmt: Optional[str] = None,
+                    min_positive_rating: float = SourceConfig.min_positive_rating
+                    ) -> SourceConfig:
   """A click log at `path` (local or remote; never opened here) in `fmt`, or in
   the format its extension implies.
 
@@ -113,7 +154,7 @@ def source_for_path(path: str, fmt: Optional[str] = None) -> SourceConfig:
   if fmt is None:
     raise SystemExit(f"eta: cannot tell the format of {path!r} from its extension; pass "
                      f"--format ({', '.join(formats.FORMAT_NAMES)})")
-  return SourceConfig(format=fmt, path=path)
+  return SourceConfig(format=fmt, path=path, min_positive_rating=min_positive_rating)
 
 
 def ingest_config_from_args(args) -> IngestConfig:

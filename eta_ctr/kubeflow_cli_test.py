@@ -47,7 +47,8 @@ def test_compile_with_model_flags_and_beam_args(tmp_path, capsys):
   assert config["model"]["long_seq_len"] == 512 and config["model"]["top_k"] == 32
   assert config["trainer"]["train_steps"] == 50
   assert config["ingest"]["max_history"] == 512
-  assert config["source"] == {"format": "csv", "path": "gs://eta-test/logs/*.csv"}
+  assert config["source"] == {"format": "csv", "path": "gs://eta-test/logs/*.csv",
+                              "min_positive_rating": 4.0}
   with open(out) as handle:
     executors = yaml.safe_load(handle)["deploymentSpec"]["executors"]
   args = executors["Transform_executor"]["container"]["args"]

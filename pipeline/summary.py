@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional
 from tfx.orchestration import metadata
 
 from pipeline.local_runner import METADATA_FILE
+from pipeline.validation_gate import DRIFT_PROPERTY
 
 
 def _latest(store, type_name, with_property=None):
@@ -16,7 +17,8 @@ def _latest(store, type_name, with_property=None):
 
 
 def run_summary(pipeline_root: str) -> Dict[str, Any]:
-  """Metrics, blessing (and why not), pushed model path, ingest counts of the latest run."""
+  """Metrics, blessing (and why not), pushed model path, ingest counts and drift
+  (ValidationGate's lines: eval against train, non-blocking anomalies) of the latest run."""
   import tensorflow_model_analysis as tfma
   config = metadata.sqlite_metadata_connection_config(os.path.join(pipeline_root,
                                                                    METADATA_FILE))
@@ -27,6 +29,9 @@ def run_summary(pipeline_root: str) -> Dict[str, Any]:
     if examples is not None:
       summary["ingest"] = {key: examples.custom_properties[key].int_value for key in
                            ("rows_read", "rows_valid", "rows_rejected", "examples_total")}
+    gate = _latest(store, "Schema", with_property=DRIFT_PROPERTY)
+    if gate is not None:
+      summary["drift"] = json.loads(gate.custom_properties[DRIFT_PROPERTY].string_value)
     evaluation = _latest(store, "ModelEvaluation")
     if evaluation is not None:
       result = tfma.load_eval_result(evaluation.uri)
@@ -52,11 +57,15 @@ def run_summary(pipeline_root: str) -> Dict[str, Any]:
 
 
 def format_summary(summary: Dict[str, Any], serving_dir: Optional[str] = None) -> str:
+  """The summary as the lines `eta run` prints: ingest, drift (one `drift: ...` line
+  each), eval metrics, blessing and push."""
   lines = []
   if "ingest" in summary:
     ingest = summary["ingest"]
     lines.append(f"ingest:   {ingest['rows_read']:,} rows read, {ingest['rows_valid']:,} valid, "
                  f"{ingest['rows_rejected']:,} rejected, {ingest['examples_total']:,} examples")
+  for drift in summary.get("drift", []):
+    lines.append(f"drift:    {drift}")
   if summary.get("metrics"):
     lines.append("eval metrics:")
   for name, value in sorted(summary.get("metrics", {}).items()):

@@ -76,7 +76,7 @@ def test_predict_prints_ranked_candidates_with_retrieved_behaviours(server, tmp_
   assert len(ranking) == 3 and ranking[0]["probability"] >= ranking[-1]["probability"]
   assert cli.cmd_predict(*_parse(base + ["--request-time", "85"])) == 1
   err = capsys.readouterr().err
-  assert "INVALID_ARGUMENT" in err and "is after request_time=85" in err
+  assert "INVALID_ARGUMENT" in err and "is not before request_time=85" in err
 
 
 def _lines(process):

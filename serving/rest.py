@@ -14,10 +14,11 @@ own; predictions (JSON decoding, the model, JSON encoding) run on a bounded
 thread pool, so the loop only moves bytes. Status and metadata are answered on
 the loop: they only read the manager's state.
 
-The body limit is checked as the body arrives: a Content-Length over it is
-answered 413 before any of the body is read, a chunked body as soon as it
-passes the limit; either way the connection is then closed (the rest of the
-body is never read).
+The body limit is checked as the body arrives. An oversize body of up to 1 MiB
+over the limit is read, dropped and answered 413 (the connection stays usable:
+closing one with unread bytes makes TCP reset it, which can lose the answer); a
+larger one (by Content-Length, or once a chunked body passes that) is answered
+413 at once and the connection is closed.
 """
 
 import asyncio
@@ -101,6 +102,12 @@ class _State:
       raise unavailable("the server is busy; retry")
 
 
+# Closing a connection whose request body is partly unread makes TCP reset it,
+# which can destroy the answer before the client reads it; so an oversize body up
+# to this many bytes over the limit is read and dropped first.
+_DRAIN_BYTES = 1 << 20
+
+
 @tornado.web.stream_request_body
 class _Handler(tornado.web.RequestHandler):
   """Every path: routed by _PATH, so unknown ones get a JSON 404 too."""
@@ -112,6 +119,7 @@ class _Handler(tornado.web.RequestHandler):
     self._limit = state.core.limits.max_message_bytes
     self._chunks: List[bytes] = []
     self._received = 0
+    self._oversize = False  # the body is over the limit: read, dropped, then 413
 
   def set_default_headers(self):
     self.set_header("Content-Type", "application/json")
@@ -126,25 +134,29 @@ class _Handler(tornado.web.RequestHandler):
     self.set_status(status)
     self.finish(body if isinstance(body, bytes) else json.dumps(body).encode("utf-8"))
 
-  def _too_large(self, length: Optional[int]):
+  def _too_large(self, length: Optional[int], close: bool):
     size = f"has {length} bytes" if length is not None else "is"
     error = ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                          f"the request body {size} more than this server's limit of "
                          f"{self._limit} bytes (--max-message-mb)")
     self._chunks = []
-    # Tornado closes the connection after this answer (the body is left unread),
-    # but decides so only after the headers are written: tell the client.
-    self.set_header("Connection", "close")
+    if close:
+      # Tornado closes the connection after this answer (the body is left unread),
+      # but decides so only after the headers are written: tell the client.
+      self.set_header("Connection", "close")
     self._reply(error.http_status, {"error": error.message})
 
   def prepare(self):
     length = self.request.headers.get("Content-Length")
     if length is not None and length.strip().isdigit() and int(length) > self._limit:
-      # Answer before reading the body; lifting Tornado's limit to the declared
-      # length keeps it from appending its own 400. The connection closes after
-      # the answer (the finish while the body is unread), so the body is not read.
+      # Lifting Tornado's limit to the declared length keeps it from answering
+      # its own 400. A body at most _DRAIN_BYTES over the limit is read and
+      # dropped, then answered (the connection stays usable); a larger one is
+      # answered at once and the connection closed, its body unread.
       self.request.connection.set_max_body_size(int(length))
-      self._too_large(int(length))
+      self._oversize = True
+      if int(length) > self._limit + _DRAIN_BYTES:
+        self._too_large(int(length), close=True)
     elif length is None:
       self.request.connection.set_max_body_size(_UNBOUNDED)  # chunked: counted below
 
@@ -152,8 +164,10 @@ class _Handler(tornado.web.RequestHandler):
     if self._finished:
       return
     self._received += len(chunk)
-    if self._received > self._limit:
-      self._too_large(None)
+    if self._received > self._limit + _DRAIN_BYTES:
+      self._too_large(None, close=True)
+    elif self._received > self._limit or self._oversize:
+      self._oversize, self._chunks = True, []  # drop the rest; 413 when it has arrived
     else:
       self._chunks.append(chunk)
 
@@ -183,6 +197,10 @@ class _Handler(tornado.web.RequestHandler):
 
   async def _respond(self, method: str):
     if self._finished:  # already answered 413 while the body arrived
+      return
+    if self._oversize:  # the whole oversize body was read and dropped
+      length = self.request.headers.get("Content-Length")
+      self._too_large(int(length) if length else None, close=False)
       return
     try:
       status, body = await self._route(method)

@@ -4,6 +4,7 @@ reasons; chunked bodies, keep-alive, the concurrency bound and a graceful stop."
 import base64
 import http.client
 import json
+import socket
 import threading
 import time
 import urllib.parse
@@ -87,12 +88,24 @@ def test_bad_rest_requests_are_400_or_404_and_serving_goes_on(server):
   assert status == 200 and len(reply["outputs"]["probabilities"]) == 1
 
 
-def test_oversize_body_is_refused_before_reading(model_dir):
+def test_oversize_body_is_413(model_dir):
   server = start_server(model_dir, limits=Limits(max_message_bytes=1024))
   try:
     status, reply = call(server, "POST", "/v1/models/eta:predict",
                          {"instances": ["x" * 2000]})
     assert status == 413 and "--max-message-mb" in reply["error"]
+    # Far over the limit: answered from the headers alone, before any body byte,
+    # and the connection is closed.
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=30) as raw:
+      raw.sendall(b"POST /v1/models/eta:predict HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Length: 50000000\r\n\r\n")
+      answer = b""
+      while True:
+        data = raw.recv(65536)
+        if not data:
+          break
+        answer += data
+    assert answer.startswith(b"HTTP/1.1 413") and b"--max-message-mb" in answer
   finally:
     server.stop()
 
@@ -137,7 +150,9 @@ def test_oversize_chunked_body_is_413_and_serving_goes_on(model_dir):
     connection = _connection(server)
     status, reply, response = _exchange(connection, "POST", "/v1/models/eta:predict",
                                         (b"x" * 400 for _ in range(10)))
-    assert status == 413 and "--max-message-mb" in reply["error"] and response.will_close
+    assert status == 413 and "--max-message-mb" in reply["error"]
+    assert not response.will_close  # the body was read: the connection serves on
+    assert _exchange(connection, "GET", "/v1/models/eta")[0] == 200
     connection.close()
     assert call(server, "GET", "/v1/models/eta")[0] == 200
   finally:

@@ -20,14 +20,17 @@ from typing import Dict, Mapping
 import numpy as np
 import tensorflow as tf
 
+from components import rules
 from models import signatures
 from serving.errors import invalid_argument
 from serving.limits import Limits
 
-# The ingest's rules for ids and times (components/parsing.py): ids are at most
-# 512 characters; unix seconds at or above 1e11 are almost surely milliseconds.
-MAX_ID_BYTES = 512
-MAX_UNIX_SECONDS = 10**11
+# Id inputs of `score` and id features of tf.Examples: the ingest's id rule
+# (components/rules.py) applies to each value.
+_SCORE_ID_INPUTS = (signatures.HIST_ITEM_IDS, signatures.HIST_CATEGORIES, signatures.ITEM_IDS,
+                    signatures.CATEGORIES)
+_EXAMPLE_ID_FEATURES = (signatures.USER_ID, signatures.ITEM_ID, signatures.CATEGORY,
+                        signatures.HIST_ITEM_IDS, signatures.HIST_CATEGORIES)
 
 
 def shape_text(shape) -> str:
@@ -90,19 +93,18 @@ def check_names(specs: Mapping[str, tf.TensorSpec], inputs: Mapping[str, np.ndar
     raise invalid_argument(f"{' and '.join(parts)}; the signature takes {sorted(specs)}")
 
 
-def _check_ids(name: str, values: np.ndarray):
-  for index, value in enumerate(values.flat):
-    if not value:
-      raise invalid_argument(f"{name}[{index}] is an empty id")
-    if len(value) > MAX_ID_BYTES:
-      raise invalid_argument(f"{name}[{index}] is longer than {MAX_ID_BYTES} bytes")
+def _check_ids(name: str, values):
+  """Every value is an id by the ingest's rule (components/rules.py)."""
+  for index, value in enumerate(values):
+    problem = rules.id_problem(value)
+    if problem:
+      raise invalid_argument(f"{name}[{index}] {problem}")
 
 
 def _check_time(name: str, value: int):
-  if value < 0:
-    raise invalid_argument(f"{name} is negative ({value}); expected unix seconds")
-  if value >= MAX_UNIX_SECONDS:
-    raise invalid_argument(f"{name} ({value}) is too large for unix seconds (milliseconds?)")
+  problem = rules.unix_seconds_problem(value)
+  if problem:
+    raise invalid_argument(f"{name} ({value}) {problem}")
 
 
 def check_history(lengths: Mapping[str, int], limits: Limits, where: str = ""):
@@ -137,9 +139,9 @@ def _check_score(inputs: Mapping[str, np.ndarray], limits: Limits):
     if count > limits.max_candidates:
       raise invalid_argument(f"{count} candidates, more than this server's limit of "
                              f"{limits.max_candidates} (--max-candidates)")
-  for name in (signatures.HIST_ITEM_IDS, signatures.ITEM_IDS):
+  for name in _SCORE_ID_INPUTS:
     if name in inputs:
-      _check_ids(name, inputs[name])
+      _check_ids(name, inputs[name].flat)
   request_time = None
   if signatures.REQUEST_TIME in inputs and inputs[signatures.REQUEST_TIME].ndim == 0:
     request_time = int(inputs[signatures.REQUEST_TIME])
@@ -149,7 +151,9 @@ def _check_score(inputs: Mapping[str, np.ndarray], limits: Limits):
 
 
 def _check_history_times(times: np.ndarray, request_time, where: str = ""):
-  """Unix seconds, most recent first, none after the request (the point-in-time contract)."""
+  """Unix seconds, most recent first, each strictly before the request (the ingest's
+  point-in-time rule, components/rules.py in_history: same-second events are never
+  each other's history)."""
   name = f"{where}{signatures.HIST_TIMESTAMPS}"
   if len(times) == 0:
     return
@@ -161,9 +165,10 @@ def _check_history_times(times: np.ndarray, request_time, where: str = ""):
     raise invalid_argument(
         f"{name} must be most recent first, but [{i}]={int(times[i])} is earlier than "
         f"[{i + 1}]={int(times[i + 1])}")
-  if request_time is not None and int(times[0]) > request_time:
-    raise invalid_argument(f"{name}[0]={int(times[0])} is after {signatures.REQUEST_TIME}="
-                           f"{request_time}; a history holds only earlier behaviours")
+  if request_time is not None and not rules.in_history(int(times[0]), request_time):
+    raise invalid_argument(
+        f"{name}[0]={int(times[0])} is not before {signatures.REQUEST_TIME}={request_time}; "
+        "a history holds only behaviours strictly earlier than the request")
 
 
 def _feature_length(feature) -> int:
@@ -185,6 +190,10 @@ def check_examples(serialized: np.ndarray, limits: Limits):
           f"{signatures.EXAMPLES}[{index}] is not a serialized tf.Example (it parses only "
           f"{consumed} of {len(data)} bytes)")
     features = example.features.feature
+    for name in _EXAMPLE_ID_FEATURES:
+      if name in features:
+        _check_ids(f"{signatures.EXAMPLES}[{index}].{name}",
+                   features[name].bytes_list.value)
     lengths = {name: _feature_length(features[name])
                for name in signatures.HISTORY_INPUTS if name in features}
     where = f"{signatures.EXAMPLES}[{index}]: "

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.events import RowError
 from models import signatures
 from serving import validation
 from serving.errors import ServingError
@@ -50,6 +51,7 @@ def rejected(inputs, match, specs=SCORE_SPECS, limits=Limits()):
   with pytest.raises(ServingError, match=match) as caught:
     check(inputs, specs, limits)
   assert caught.value.code.name == "INVALID_ARGUMENT"
+  return caught.value
 
 
 def test_a_good_score_request_passes_and_unknown_ids_are_valid():
@@ -108,15 +110,39 @@ def test_limits():
 
 def test_ids_and_times_must_be_real():
   rejected(score_inputs(**{signatures.ITEM_IDS: strings("ok", "")}),
-           r"item_ids\[1\] is an empty id")
+           r"item_ids\[1\] is empty")
   rejected(score_inputs(**{signatures.HIST_ITEM_IDS: strings("a", "b", "x" * 600)}),
-           r"hist_item_ids\[2\] is longer than 512 bytes")
+           r"hist_item_ids\[2\] is longer than 512 characters \(600\)")
+  rejected(score_inputs(**{signatures.CATEGORIES: strings("c", "c\x07")}),
+           r"categories\[1\] contains control characters")
+  rejected(score_inputs(**{signatures.ITEM_IDS: strings(" i1", "i2")}),
+           r"item_ids\[0\] has leading or trailing whitespace")
+  latin1 = np.array([b"\xe9t\xe9", b"i2"], dtype=object)
+  rejected(score_inputs(**{signatures.ITEM_IDS: latin1}), r"item_ids\[0\] is not UTF-8 text")
   rejected(score_inputs(**{signatures.REQUEST_TIME: np.array(1_600_000_000_000, np.int64)}),
            "milliseconds")
   rejected(score_inputs(**{signatures.HIST_TIMESTAMPS: np.array([90, 95, 80], np.int64)}),
            r"most recent first, but \[0\]=90 is earlier than \[1\]=95")
   rejected(score_inputs(**{signatures.HIST_TIMESTAMPS: np.array([300, 95, 80], np.int64)}),
-           r"hist_timestamps\[0\]=300 is after request_time=200")
+           r"hist_timestamps\[0\]=300 is not before request_time=200")
+  # Same second as the request: never history at ingest, so refused here too.
+  rejected(score_inputs(**{signatures.HIST_TIMESTAMPS: np.array([200, 95, 80], np.int64)}),
+           r"hist_timestamps\[0\]=200 is not before request_time=200")
+
+
+def test_ingest_and_server_apply_one_id_rule():
+  """A 300-character CJK id (900 bytes of UTF-8) is a valid id at ingest, and so
+  for `score` too; 513 characters are refused by both, in the same words."""
+  from components import parsing
+  cjk = "\u5546" * 300
+  assert len(cjk.encode("utf-8")) == 900 and parsing.parse_id(cjk, "item_id") == cjk
+  check(score_inputs(candidates=1, **{signatures.ITEM_IDS: strings(cjk)}))
+  too_long = "\u5546" * 513
+  with pytest.raises(RowError) as ingest_error:
+    parsing.parse_id(too_long, "item_id")
+  served = rejected(score_inputs(candidates=1, **{signatures.ITEM_IDS: strings(too_long)}),
+                    "longer than 512 characters")
+  assert ingest_error.value.detail.split("item_id ", 1)[1] in served.message
   rejected(score_inputs(**{signatures.HIST_TIMESTAMPS: np.array([90, 80, -1], np.int64)}),
            "negative")
 

@@ -1,5 +1,6 @@
 """ClickLogExampleGen inside a TFX LocalDagRunner pipeline (Beam DirectRunner, SQLite MLMD)."""
 
+import glob
 import json
 import os
 
@@ -71,3 +72,27 @@ def test_example_gen_runs_in_local_dag_runner_and_caches(tmp_path):
   artifacts, _ = _examples_artifacts(tmp_path)
   assert len(artifacts) == 2
   assert artifacts[-1].custom_properties["rows_read"].int_value == rows + 1
+
+
+def test_eta_run_stops_in_the_ingest_when_the_eval_split_is_empty(tmp_path, capsys):
+  """300 users with 2 events each: nothing in eval. The run stops in ClickLogExampleGen
+  with the counts and the fixes; the report and the dead letters are kept."""
+  from eta_ctr import cli
+  from components.split_check_test import BAD_ROWS, write_small_log
+  log_path = tmp_path / "clicks.csv"
+  rows = write_small_log(log_path)
+  root = tmp_path / "pipeline"
+  assert cli.main(["run", "--data", str(log_path), "--pipeline-root", str(root),
+                   "--serving-dir", str(tmp_path / "serving")]) == 1
+  err = capsys.readouterr().err
+  assert ("eta run FAILED in ClickLogExampleGen: SplitTooSmall: the eval split is empty: "
+          "0 examples, train 600.\nOf 300 users, 0 have fewer than 2 events, 300 have no "
+          "event in eval and 0 none in train.\n") in err
+  assert "--eval-cutoff TIME" in err and "a larger --eval-fraction" in err
+  (kept,) = glob.glob(str(root / "ClickLogExampleGen" / "failed_ingest" / "*"))
+  assert f"The ingest report and the dead letters are in {kept}" in err
+  with open(os.path.join(kept, "ingest_report.json")) as handle:
+    assert json.load(handle)["rows_read"] == rows
+  dead = [line for f in glob.glob(os.path.join(kept, "dead_letter", "*.jsonl"))
+          for line in open(f)]
+  assert len(dead) == len(BAD_ROWS)

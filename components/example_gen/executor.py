@@ -3,17 +3,19 @@
 import dataclasses
 import json
 import logging
+import os
 import time
 from typing import Any, Dict, List
 
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.components.util import examples_utils
+from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components import events, formats, ingest, report
+from components import events, formats, ingest, report, split_check
 from eta_ctr.config import ETA_CONFIG_KEY, EtaConfig
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,13 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     result = report.build_report(ingest.read_stats(examples.uri), time.time() - started,
                                  config.to_dict())
     report.write_report(result, examples.uri)
+    log.info("ClickLogExampleGen: ingest done\n%s", report.format_report(result))
+    try:
+      split_check.check_splits(result)
+    except split_check.SplitTooSmall as error:
+      kept = _keep_failed_outputs(examples.uri)
+      raise split_check.SplitTooSmall(
+          f"{error}\nThe ingest report and the dead letters are in {kept}") from None
 
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(examples, "tfrecords_gzip")
@@ -54,7 +63,21 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     examples.set_int_custom_property("rows_rejected", result["rows_rejected"]["total"])
     examples.set_string_custom_property("ingest_report", json.dumps(
         {k: result[k] for k in ("rows_rejected", "examples", "history_length")}))
-    log.info("ClickLogExampleGen: done\n%s", report.format_report(result))
+
+
+def _keep_failed_outputs(examples_uri: str) -> str:
+  """Copies ingest_report.json and dead_letter/ out of the Examples artifact, which
+  TFX deletes when its component fails; returns the directory they are now in:
+  <pipeline root>/ClickLogExampleGen/failed_ingest/<execution id>/."""
+  uri = examples_uri.rstrip("/")
+  node_dir, execution = os.path.dirname(os.path.dirname(uri)), os.path.basename(uri)
+  target = f"{node_dir}/failed_ingest/{execution}"
+  dead_letter = f"{target}/{ingest.DEAD_LETTER_DIR}"
+  fileio.makedirs(dead_letter)
+  fileio.copy(f"{uri}/{report.REPORT_FILE}", f"{target}/{report.REPORT_FILE}", overwrite=True)
+  for source in fileio.glob(f"{uri}/{ingest.DEAD_LETTER_DIR}/*"):
+    fileio.copy(source, f"{dead_letter}/{os.path.basename(source)}", overwrite=True)
+  return target
 
 
 def _resolved_source_path(config: EtaConfig, exec_properties: Dict[str, Any]) -> str:

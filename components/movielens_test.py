@@ -1,0 +1,208 @@
+"""The MovieLens family: each layout parses to the exact events, detection, the label rule."""
+
+import os
+
+import apache_beam as beam
+from apache_beam.testing.util import assert_that, equal_to
+import pytest
+
+from components import events, movielens
+from components.events import Event, RowError
+
+# Two ratings per layout (one positive at the default 4 stars), plus layout quirks.
+ML_100K = {
+    "u.data": "196\t242\t3\t881250949\n186\t302\t5\t891717742\n",
+    "u.item": ("242|Kolya (1996)|24-Jan-1997||http://x|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
+               "302|L.A. Confidential (1997)|01-Jan-1997||http://x|0|0|0|0|0|0|1|0|0|0|1|0|0"
+               "|1|0|0|1|0|0\n"
+               "303|Café Flore (1997)|01-Jan-1997||http://x|" + "|".join(["0"] * 19) + "\n"),
+}
+ML_1M = {
+    "ratings.dat": "1::1193::5::978300760\n2::3107::3::978299026\n",
+    # Latin-1 titles, as GroupLens ships them.
+    "movies.dat": ("1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
+                   "3107::Backdraft (1991)::Action|Drama\n"
+                   "3108::Misérables, Les (1995)::Drama|Musical\n"),
+    "users.dat": "1::F::1::10::48067\n2::M::56::16::70072\n",
+}
+ML_10M = {
+    "ratings.dat": "1::122::4.5::838985046\n1::185::3.5::838983525\n",
+    "movies.dat": ("122::Boomerang (1992)::Comedy|Romance\n"
+                   "185::Net, The (1995)::Action|Crime|Thriller\n"
+                   "64976::Hexed (1993)::(no genres listed)\n"),
+}
+ML_LATEST = {
+    "ratings.csv": ("userId,movieId,rating,timestamp\n"
+                    "1,1,4.0,964982703\n"
+                    "1,318,3.5,964983000\n"
+                    "7,114335,0.5,1500000000\n"),
+    "movies.csv": ("movieId,title,genres\n"
+                   "1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy\n"
+                   "318,\"Shawshank Redemption, The (1994)\",Crime|Drama\n"
+                   "114335,La cravate (1957),(no genres listed)\n"
+                   "2,\"Amélie, \"\"Le fabuleux destin\"\" (2001)\",Comedy|Romance\n"),
+    "links.csv": "movieId,imdbId,tmdbId\n1,0114709,862\n",
+}
+_ENCODINGS = {"u.item": "latin-1", "movies.dat": "latin-1"}
+
+
+def _write(directory, files):
+  os.makedirs(directory, exist_ok=True)
+  for name, text in files.items():
+    with open(os.path.join(directory, name), "wb") as handle:
+      handle.write(text.encode(_ENCODINGS.get(name, "utf-8")))
+  return str(directory)
+
+
+def _events(directory, min_positive_rating=4.0):
+  """Every event of the directory's ratings file, read line by line."""
+  from components import sources
+  from eta_ctr.config import SourceConfig
+  source = SourceConfig(format="movielens", path=directory,
+                        min_positive_rating=min_positive_rating)
+  [ratings] = sources.input_files(source)
+  parser = sources.make_parser(source)
+  with open(ratings, encoding="utf-8") as handle:
+    lines = handle.read().splitlines()
+  if movielens.has_header([ratings]):
+    lines = lines[1:]
+  return [parser(line)._replace(raw="") for line in lines]
+
+
+@pytest.mark.parametrize("files, layout, expected", [
+    (ML_100K, "ml-100k", [Event("196", "242", "Comedy", 881250949, 0),
+                          Event("186", "302", "Crime", 891717742, 1)]),
+    (ML_1M, "ml-1m", [Event("1", "1193", "Drama", 978300760, 1),
+                      Event("2", "3107", "Action", 978299026, 0)]),
+    (ML_10M, "ml-10m", [Event("1", "122", "Comedy", 838985046, 1),
+                        Event("1", "185", "Action", 838983525, 0)]),
+    (ML_LATEST, "ml-latest", [Event("1", "1", "Adventure", 964982703, 1),
+                              Event("1", "318", "Crime", 964983000, 0),
+                              Event("7", "114335", "unknown", 1500000000, 0)]),
+])
+def test_each_layout_is_detected_and_parses_to_the_exact_events(tmp_path, files, layout,
+                                                                  expected):
+  directory = _write(tmp_path / layout, files)
+  assert movielens.detect(directory).name == layout
+  assert _events(directory) == expected
+
+
+def test_items_files_quoted_commas_latin1_titles_and_no_genres():
+  csv_genres = movielens.layout_named("ml-latest").item_genres(ML_LATEST["movies.csv"])
+  assert csv_genres == {"1": "Adventure", "318": "Crime", "114335": "unknown", "2": "Comedy"}
+  latin1 = ML_1M["movies.dat"].encode("latin-1").decode("latin-1")
+  assert movielens.layout_named("ml-1m").item_genres(latin1)["3108"] == "Drama"
+  assert movielens.layout_named("ml-10m").item_genres(ML_10M["movies.dat"])["64976"] == (
+      "unknown")
+  assert movielens.layout_named("ml-100k").item_genres(ML_100K["u.item"]) == {
+      "242": "Comedy", "302": "Crime", "303": "unknown"}
+
+
+def test_the_label_threshold_is_the_configured_one(tmp_path):
+  directory = _write(tmp_path / "ml-latest", ML_LATEST)
+  assert [e.label for e in _events(directory)] == [1, 0, 0]
+  assert [e.label for e in _events(directory, min_positive_rating=3.5)] == [1, 1, 0]
+  assert [e.label for e in _events(directory, min_positive_rating=0.5)] == [1, 1, 1]
+  assert [e.label for e in _events(directory, min_positive_rating=4.5)] == [0, 0, 0]
+
+
+def test_min_positive_rating_flag_reaches_the_source(tmp_path):
+  from eta_ctr import cli, flags
+  directory = _write(tmp_path / "ml-latest", ML_LATEST)
+  parser = cli.build_parser()
+  args = parser.parse_args(["ingest", "--data", directory, "--format", "movielens",
+                            "--min-positive-rating", "3.5", "--output", str(tmp_path / "o")])
+  assert flags.ingest_config(args).source.min_positive_rating == 3.5
+  # --format movielens --data-path DIR without --data: any layout in DIR.
+  args = parser.parse_args(["ingest", "--format", "movielens", "--data-path", directory,
+                            "--output", str(tmp_path / "o")])
+  source = flags.ingest_config(args).source
+  assert (source.format, source.path, source.min_positive_rating) == (
+      "movielens", directory, 4.0)
+  with pytest.raises(SystemExit):  # argparse: not a number of stars in (0, 5]
+    parser.parse_args(["ingest", "--min-positive-rating", "6", "--output", "o"])
+  from eta_ctr.config import SourceConfig
+  with pytest.raises(ValueError, match="min_positive_rating"):
+    SourceConfig(format="movielens", path=directory, min_positive_rating=0)
+
+
+def test_detection_errors_name_what_was_looked_for(tmp_path):
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  with pytest.raises(FileNotFoundError) as error:
+    movielens.detect(str(empty))
+  message = str(error.value)
+  for part in ("u.data + u.item (ml-100k)", "ratings.dat + movies.dat + users.dat (ml-1m)",
+               "ratings.dat + movies.dat (ml-10m)",
+               "ratings.csv + movies.csv (ml-latest, ml-latest-small, ml-20m, ml-25m, ml-32m)",
+               "found none of them"):
+    assert part in message
+  half = _write(tmp_path / "half", {"ratings.csv": ML_LATEST["ratings.csv"]})
+  with pytest.raises(FileNotFoundError, match="found ratings.csv$"):
+    movielens.detect(half)
+  both = _write(tmp_path / "both", {**ML_100K, **ML_LATEST})
+  with pytest.raises(ValueError, match="several MovieLens layouts"):
+    movielens.detect(both)
+  from eta_ctr import cli
+  with pytest.raises(SystemExit, match="looked for u.data"):
+    cli.main(["ingest", "--format", "movielens", "--data-path", str(empty),
+              "--output", str(tmp_path / "out")])
+
+
+def _reason(parser, line):
+  with pytest.raises(RowError) as error:
+    parser(line)
+  return error.value.reason, error.value.detail
+
+
+def test_bad_rows_get_their_reasons():
+  whole = movielens.MovieLensRowParser(movielens.layout_named("ml-1m"), {"10": "Drama"})
+  assert whole("1::10::5::978300760").label == 1
+  assert _reason(whole, "1::10::4.5::978300760") == (
+      events.INVALID_FIELD, "rating '4.5' is not a whole number 1-5")
+  assert _reason(whole, "1::11::4::978300760") == (
+      events.INVALID_FIELD, "item '11' is not in movies.dat")
+  assert _reason(whole, "1::10::4")[0] == events.MALFORMED_ROW
+  assert _reason(whole, "1::10::4::noon")[0] == events.BAD_TIMESTAMP
+  half = movielens.MovieLensRowParser(movielens.layout_named("ml-latest"), {"10": "Drama"})
+  assert half("1,10,0.5,964982703").label == 0
+  for rating in ("0", "5.5", "4.25", "nan", "-1", "", "4,5"):
+    reason, _ = _reason(half, f"1,10,{rating},964982703")
+    assert reason in (events.INVALID_FIELD, events.MALFORMED_ROW), rating
+  assert _reason(half, "1,10,4.25,964982703") == (
+      events.INVALID_FIELD, "rating '4.25' is not 0.5-5 in steps of 0.5")
+  assert _reason(half, ",10,4.0,964982703")[0] == events.MISSING_FIELD
+
+
+def test_a_ratings_csv_with_another_header_is_refused(tmp_path):
+  directory = _write(tmp_path / "swapped", {
+      **ML_LATEST, "ratings.csv": "movieId,userId,rating,timestamp\n1,1,4.0,964982703\n"})
+  from components import sources
+  from eta_ctr.config import SourceConfig
+  with pytest.raises(ValueError, match="is not 'userId,movieId,rating,timestamp'"):
+    sources.make_parser(SourceConfig(format="movielens", path=directory))
+
+
+def test_the_beam_reader_never_yields_the_header(tmp_path):
+  """rows_read counts what the reader yields: a header is not a row."""
+  from components import sources
+  from eta_ctr.config import SourceConfig
+  source = SourceConfig(format="movielens", path=_write(tmp_path / "ml", ML_LATEST))
+  parser = sources.make_parser(source)
+  with beam.Pipeline() as pipeline:
+    parsed = (pipeline | sources.ReadRawRows(source)
+              | beam.Map(lambda record: parser(record)[:5]))
+    assert_that(parsed, equal_to([("1", "1", "Adventure", 964982703, 1),
+                                  ("1", "318", "Crime", 964983000, 0),
+                                  ("7", "114335", "unknown", 1500000000, 0)]))
+
+
+def test_real_ml_latest_small_counts():
+  directory = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "..", "shared", "datasets", "ml-latest-small")
+  if not os.path.isfile(os.path.join(directory, "ratings.csv")):
+    pytest.skip("ml-latest-small not available")
+  parsed = _events(directory)
+  assert len(parsed) == 100_836
+  assert len({event.user_id for event in parsed}) == 610
+  assert sum(event.label for event in parsed) == 48_580  # ratings >= 4.0 stars

@@ -1,0 +1,67 @@
+"""What a valid id, time and history are: one set of rules for the ingest and the server.
+
+The ingest (components/parsing.py, components/histories.py) turns a broken row
+into a dead letter with the rule's words; the server (serving/validation.py)
+turns a broken request into INVALID_ARGUMENT with the same words. A model is
+therefore never asked to score what it could not have been trained on.
+
+Each check returns None when the value is fine, else the problem as a phrase
+that completes "<field> ..." (e.g. "is longer than 512 characters").
+"""
+
+import math
+import re
+from typing import Optional, Union
+
+# Ids are text: at most this many characters (not bytes: a CJK character is 3
+# bytes of UTF-8, an emoji 4).
+MAX_ID_CHARACTERS = 512
+# Unix seconds at or above this are almost surely milliseconds (year 5138).
+MAX_UNIX_SECONDS = 10**11
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def id_problem(value: Union[str, bytes]) -> Optional[str]:
+  """Why `value` is not a valid user, item or category id, or None.
+
+  An id is non-empty UTF-8 text of at most MAX_ID_CHARACTERS characters, with
+  no control characters and no leading or trailing whitespace (the ingest
+  strips a log's surrounding whitespace before it applies this rule).
+  """
+  if isinstance(value, bytes):
+    try:
+      value = value.decode("utf-8")
+    except UnicodeDecodeError:
+      return "is not UTF-8 text"
+  if not value:
+    return "is empty"
+  if value != value.strip():
+    return "has leading or trailing whitespace"
+  if _CONTROL_CHARACTERS.search(value):
+    return "contains control characters"
+  if len(value) > MAX_ID_CHARACTERS:
+    return f"is longer than {MAX_ID_CHARACTERS} characters ({len(value)})"
+  return None
+
+
+def unix_seconds_problem(seconds: Union[int, float]) -> Optional[str]:
+  """Why `seconds` is not a usable event time in unix seconds, or None."""
+  try:
+    finite = math.isfinite(seconds)
+  except OverflowError:  # an int too large for a float
+    finite = True
+  if not finite:
+    return "is not finite"
+  if seconds < 0:
+    return "is before 1970 (negative unix seconds)"
+  if seconds >= MAX_UNIX_SECONDS:
+    return "is too large for unix seconds (milliseconds?)"
+  return None
+
+
+def in_history(behaviour_time: int, event_time: int) -> bool:
+  """Whether a behaviour at `behaviour_time` may be in the history of an event
+  at `event_time`: strictly earlier only, so events of the same second are never
+  each other's history (components/histories.py builds examples so, and the
+  server refuses a `score` history that breaks it)."""
+  return behaviour_time < event_time
