@@ -13,6 +13,7 @@ import sys
 import tempfile
 from typing import List, Optional
 
+from eta_ctr import runtime
 from models import signatures
 from serving.limits import Limits
 
@@ -169,6 +170,8 @@ def add_commands(subparsers) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+  """`python -m serving.cli`: TensorFlow's environment first (eta_ctr/runtime.py)."""
+  runtime.prepare()
   parser = argparse.ArgumentParser(prog="python -m serving.cli")
   add_commands(parser.add_subparsers(dest="command", required=True))
   args, extra = parser.parse_known_args(argv)
