@@ -76,7 +76,7 @@ def add_arguments(parser) -> None:
                           "PATH (see eta ingest), or synthetic-embeddings (a clustered "
                           "random table and histories, no training)")
   group.add_argument("--format", help="format of PATH (default: from its extension)")
-  group.add_argument("--data-path", help="directory holding MovieLens-100k")
+  group.add_argument("--data-path", help="directory holding the named MovieLens data set")
   group.add_argument("--synth-events", type=int, default=100_000,
                      help="events of the generated log for --data synthetic")
   group.add_argument("--bits", type=_int_list, default=_int_list("16,32,64,128,256"),
@@ -358,10 +358,13 @@ def _trained_table(config, graph_dir: str, examples_dir: str, work_dir: str):
     log.info("retrieval: trained table from cache %s", cache)
     with np.load(cache) as stored:
       return stored["table"], json.loads(str(stored["metrics"]))
+  from components import events
   from models.trainer import train_model
-  log.info("retrieval: training eta for %d steps", config.trainer.train_steps)
+  log.info("retrieval: training eta for at most %d steps", config.trainer.train_steps)
+  valid = (os.path.join(examples_dir, f"Split-{events.SPLIT_VALID}", "*")
+           if events.SPLIT_VALID in config.ingest.split_names else None)
   model, metrics = train_model(config, graph_dir, os.path.join(examples_dir, "Split-train", "*"),
-                               os.path.join(examples_dir, "Split-eval", "*"))
+                               valid)  # the stopping step is chosen on valid, never on eval
   table = model.item_embedding.embeddings.numpy()
   np.savez(cache, table=table, metrics=json.dumps(metrics))
   return table, metrics
@@ -400,8 +403,8 @@ def pipeline_setup(args, work_dir: str) -> Setup:
     details["model_dir"] = args.model_dir
   else:
     table, metrics = _trained_table(config, graph_dir, examples_dir, work_dir)
-    description = (f"ETA item embeddings trained {config.trainer.train_steps} steps on "
-                   f"{args.data} (eval AUC {metrics.get('auc', float('nan')):.3f})")
+    description = (f"ETA item embeddings trained {metrics.get('best_step', '?')} steps on "
+                   f"{args.data} (valid AUC {metrics.get('valid_auc', float('nan')):.3f})")
     details.update(train_steps=config.trainer.train_steps, train_metrics=metrics,
                    trained_with_bits=config.model.hash_bits, trained_with_k=config.model.top_k)
   details["embedding_dim"] = int(table.shape[1])

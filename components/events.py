@@ -24,9 +24,14 @@ OPTIONAL_COLUMNS = (CATEGORY,)
 # The category of an event whose log has none.
 DEFAULT_CATEGORY = "unknown"
 
+# The chronological splits (components/histories.py assign_splits): each user's
+# events in time order are train, then valid (the end of the train period, where
+# the Trainer and `eta compare` choose the stopping step), then eval (blessing
+# and reported metrics only). `valid` exists only with IngestConfig.valid_fraction > 0.
 SPLIT_TRAIN = "train"
+SPLIT_VALID = "valid"
 SPLIT_EVAL = "eval"
-SPLITS = (SPLIT_TRAIN, SPLIT_EVAL)
+SPLITS = (SPLIT_TRAIN, SPLIT_VALID, SPLIT_EVAL)
 
 # Why a row was rejected: the keys of `rows_rejected` in the ingest report.
 MALFORMED_ROW = "malformed_row"      # not parseable as a row of the format at all

@@ -118,12 +118,6 @@ def read_parquet_records(pipeline, files: Sequence[str]):
           | "Spread" >> beam.Reshuffle())
 
 
-def _read_text(path: str, encoding: str = "utf-8") -> str:
-  from apache_beam.io.filesystems import FileSystems  # any filesystem Beam knows
-  with FileSystems.open(path) as handle:
-    return handle.read().decode(encoding)
-
-
 def _csv_parser(path: str, files: Sequence[str]):
   """Each file's own header governs that file (headers may order columns
   differently); a file without a usable header is an error naming it."""

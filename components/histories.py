@@ -2,8 +2,9 @@
 
 For each event the history holds the user's positive events *strictly earlier*
 than it (events sharing its timestamp are excluded), most recent first, capped at
-`max_history`. The split is chronological, so a training example never sees an
-eval-period behaviour; an eval example may see training-period ones.
+`max_history`. The split is chronological (`assign_splits`): each user's events
+in time order are train, then valid, then eval, so a training example never sees
+a valid- or eval-period behaviour; later splits may see earlier ones.
 
 Cost: one sort per user; the output is streamed, and the only state besides the
 user's event list is a window of `max_history` behaviours, so memory per user is
@@ -29,8 +30,9 @@ STATS = "stats"              # payload: nested dict of counts, one per user
 # Keys of stats[SPLIT_USERS]: 1 for a user who is such a case, else 0.
 SPLIT_USERS = "split_users"
 FEWER_THAN_2_EVENTS = "fewer_than_2_events"  # can never be in both splits per user
-NO_EVAL_EVENTS = "no_eval_events"            # every event of the user is in train
-NO_TRAIN_EVENTS = "no_train_events"          # every event of the user is in eval
+NO_EVAL_EVENTS = "no_eval_events"            # no event of the user is in eval
+NO_TRAIN_EVENTS = "no_train_events"          # no event of the user is in train
+NO_VALID_EVENTS = "no_valid_events"          # none in valid (counted with a valid split)
 
 
 def make_example(user_id: bytes, item_id: bytes, category: bytes, timestamp: int,
@@ -53,13 +55,33 @@ def make_example(user_id: bytes, item_id: bytes, category: bytes, timestamp: int
   return example.SerializeToString(deterministic=True)
 
 
-def split_flags(timestamps: List[int], config: IngestConfig) -> List[bool]:
-  """is-eval flag per event of one user's chronologically sorted events."""
-  if config.split == "global_time":
-    return [ts >= config.eval_cutoff for ts in timestamps]
+def suffix_size(n: int, fraction: float) -> int:
+  """How many of n events the last `fraction` of them is: n * fraction rounded
+  half up (the rule of both the eval and the valid split)."""
+  return int(math.floor(n * fraction + 0.5))
+
+
+def assign_splits(timestamps: List[int], config: IngestConfig) -> List[str]:
+  """The split of each event of one user's chronologically sorted events.
+
+  eval: the last `eval_fraction` of the events (per_user), or those at or after
+  `eval_cutoff` (global_time). The rest is the train period, a prefix in time;
+  its last `valid_fraction` (same rounding, either split mode) is valid, the
+  events before that train. So every train event is at or before every valid
+  event, which is at or before every eval event.
+
+  Returns:
+    one of events.SPLIT_TRAIN / SPLIT_VALID / SPLIT_EVAL per timestamp.
+  """
   n = len(timestamps)
-  n_eval = int(math.floor(n * config.eval_fraction + 0.5))
-  return [i >= n - n_eval for i in range(n)]
+  if config.split == "global_time":
+    n_train_period = sum(1 for ts in timestamps if ts < config.eval_cutoff)
+  else:
+    n_train_period = n - suffix_size(n, config.eval_fraction)
+  n_train = n_train_period - suffix_size(n_train_period, config.valid_fraction)
+  return [events.SPLIT_TRAIN if i < n_train else
+          events.SPLIT_VALID if i < n_train_period else events.SPLIT_EVAL
+          for i in range(n)]
 
 
 class _HistoryWindow:
@@ -102,7 +124,7 @@ def build_user_examples(user_id: str, user_events: Iterable[Event], config: Inge
   # puts exact duplicates next to each other.
   ordered = sorted(user_events, key=Event.key)
   stats = {"rows_valid": 0, "negatives_sampled": 0, "users": 1,
-           "examples": {events.SPLIT_TRAIN: 0, events.SPLIT_EVAL: 0},
+           "examples": {split: 0 for split in events.SPLITS},
            "rejected": {}, "history_length": {}}
 
   unique: List[Event] = []
@@ -117,11 +139,14 @@ def build_user_examples(user_id: str, user_events: Iterable[Event], config: Inge
   del ordered
   stats["rows_valid"] = len(unique)
 
-  is_eval = split_flags([e.timestamp for e in unique], config)
+  splits = assign_splits([e.timestamp for e in unique], config)
+  present = set(splits)
   # Users the split cannot serve: summed over users into the report's split_users.
   stats[SPLIT_USERS] = {FEWER_THAN_2_EVENTS: int(len(unique) < 2),
-                        NO_EVAL_EVENTS: int(not any(is_eval)),
-                        NO_TRAIN_EVENTS: int(all(is_eval))}
+                        NO_EVAL_EVENTS: int(events.SPLIT_EVAL not in present),
+                        NO_TRAIN_EVENTS: int(events.SPLIT_TRAIN not in present),
+                        NO_VALID_EVENTS: int(config.valid_fraction > 0
+                                             and events.SPLIT_VALID not in present)}
   clicked: Set[str] = ({e.item_id for e in unique if e.label == 1}
                        if sampler is not None else set())
   window = _HistoryWindow(config.max_history, config.history_includes_non_clicked)
@@ -133,7 +158,7 @@ def build_user_examples(user_id: str, user_events: Iterable[Event], config: Inge
     group = list(group)
     hist_items, hist_categories, hist_timestamps, hist_labels = window.most_recent_first()
     for event in group:
-      split = events.SPLIT_EVAL if is_eval[position] else events.SPLIT_TRAIN
+      split = splits[position]
       position += 1
       candidates = [(event.item_id, event.category, event.label)]
       if sampler is not None and event.label == 1:

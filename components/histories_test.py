@@ -4,6 +4,8 @@ import json
 import random
 import tracemalloc
 
+import pytest
+
 from components import events, histories
 from components.events import Event
 from components.example_io import example_to_dict
@@ -75,26 +77,59 @@ def test_non_clicked_history_flag_adds_labels():
     assert 0 in ex["hist_labels"] or not ex["hist_labels"] or all(ex["hist_labels"])
 
 
-def test_per_user_split_is_a_chronological_suffix():
+def _in_time_order(examples):
+  """The examples' splits in the order the user's sorted events produced them."""
+  return [split for split, _ in examples]
+
+
+def test_per_user_split_is_train_then_valid_then_eval_in_time():
   user_events = _random_events(300, seed=1, duplicate_share=0)
-  examples, _, stats = _run(user_events, IngestConfig(eval_fraction=0.2))
+  examples, _, stats = _run(user_events, IngestConfig(eval_fraction=0.2, valid_fraction=0.1))
   n = len(examples)
-  assert stats["examples"]["eval"] == round(0.2 * n)
-  last_train = max(ex["timestamp"][0] for split, ex in examples if split == "train")
-  first_eval = min(ex["timestamp"][0] for split, ex in examples if split == "eval")
-  assert last_train <= first_eval
-  eval_times = {ex["timestamp"][0] for split, ex in examples if split == "eval"}
-  for split, ex in examples:
-    if split == "train":  # training examples never see eval-period behaviour
-      assert not set(ex["hist_timestamps"]) & (eval_times - {last_train})
+  n_eval = round(0.2 * n)
+  n_valid = round(0.1 * (n - n_eval))  # of the train period, not of all events
+  assert (stats["examples"]["eval"], stats["examples"]["valid"]) == (n_eval, n_valid)
+  assert stats["examples"]["train"] == n - n_eval - n_valid
+  # Exactly the last n_valid events before the eval suffix, the eval suffix last.
+  assert _in_time_order(examples) == (["train"] * (n - n_eval - n_valid) + ["valid"] * n_valid
+                                      + ["eval"] * n_eval)
+  times = {split: [ex["timestamp"][0] for s, ex in examples if s == split]
+           for split in events.SPLITS}
+  assert max(times["train"]) <= min(times["valid"]) <= max(times["valid"]) <= min(
+      times["eval"])
+  for split, ex in examples:  # a history is strictly earlier, whatever the split
+    assert all(t < ex["timestamp"][0] for t in ex["hist_timestamps"])
+    if split != "eval":  # no eval-period event in a train or valid example's history
+      assert all(t < min(times["eval"]) for t in ex["hist_timestamps"])
+    if split == "train":  # nor a valid-period one in a train example's
+      assert all(t < min(times["valid"]) for t in ex["hist_timestamps"])
 
 
-def test_global_time_split():
+@pytest.mark.parametrize("n", range(0, 41))
+def test_valid_is_the_last_tenth_of_the_train_period_by_the_eval_rounding(n):
+  config = IngestConfig(eval_fraction=0.2, valid_fraction=0.1)
+  splits = histories.assign_splits(list(range(n)), config)
+  n_eval = histories.suffix_size(n, 0.2)
+  n_valid = histories.suffix_size(n - n_eval, 0.1)
+  assert splits == (["train"] * (n - n_eval - n_valid) + ["valid"] * n_valid
+                    + ["eval"] * n_eval)
+  assert n_valid == (0 if n - n_eval < 5 else max(1, round((n - n_eval) / 10 + 1e-9)))
+  no_valid = histories.assign_splits(list(range(n)), IngestConfig(valid_fraction=0))
+  assert no_valid == ["train"] * (n - n_eval) + ["eval"] * n_eval  # as before valid existed
+
+
+def test_global_time_split_takes_valid_per_user_within_the_train_period():
   user_events = _random_events(200, seed=2, duplicate_share=0)
-  examples, _, _ = _run(user_events, IngestConfig(split="global_time", eval_cutoff=150))
+  config = IngestConfig(split="global_time", eval_cutoff=150, valid_fraction=0.1)
+  examples, _, stats = _run(user_events, config)
+  train_period = [ex for split, ex in examples if split != "eval"]
+  n_valid = round(0.1 * len(train_period))
+  assert stats["examples"]["valid"] == n_valid > 0
+  assert _in_time_order(examples)[len(train_period) - n_valid:len(train_period)] == (
+      ["valid"] * n_valid)
   for split, ex in examples:
     assert (split == "eval") == (ex["timestamp"][0] >= 150)
-    if split == "train":
+    if split != "eval":
       assert all(t < 150 for t in ex["hist_timestamps"])
 
 

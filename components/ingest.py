@@ -1,8 +1,9 @@
-"""The Beam ingest: a click log -> train/eval tf.Examples, dead letters and counts.
+"""The Beam ingest: a click log -> train/valid/eval tf.Examples, dead letters and counts.
 
 `ClickLogToExamples` is the whole transform; `write_ingest_outputs` lays its
-results out as an ExampleGen output (Split-train/, Split-eval/) plus
-dead_letter/ and the counts. Both the TFX component and `eta ingest` use them.
+results out as an ExampleGen output (Split-train/, Split-valid/ (with
+IngestConfig.valid_fraction > 0), Split-eval/) plus dead_letter/ and the counts.
+Both the TFX component and `eta ingest` use them.
 """
 
 import json
@@ -61,7 +62,7 @@ class _ParseRows(beam.DoFn):
 
 
 class _BuildUserExamples(beam.DoFn):
-  """(user_id, events) -> examples on `train`/`eval`, plus dead letters and stats."""
+  """(user_id, events) -> examples on `train`/`valid`/`eval`, plus dead letters and stats."""
 
   def __init__(self, ingest_config):
     self._config = ingest_config
@@ -116,8 +117,8 @@ class _MergeCounts(beam.CombineFn):
 
 
 class ClickLogToExamples(beam.PTransform):
-  """pipeline -> {'train', 'eval': serialized tf.Examples, 'dead_letter': dicts,
-  'stats': one nested dict of counts}."""
+  """pipeline -> {each of config.ingest.split_names ('train', ['valid',] 'eval'):
+  serialized tf.Examples, 'dead_letter': dicts, 'stats': one nested dict of counts}."""
 
   def __init__(self, config: EtaConfig):
     super().__init__()
@@ -138,7 +139,7 @@ class ClickLogToExamples(beam.PTransform):
           | "DistinctItems" >> beam.Distinct())
     built = by_user | "BuildHistories" >> beam.ParDo(
         _BuildUserExamples(ingest), **side_inputs).with_outputs(
-            events.SPLIT_TRAIN, events.SPLIT_EVAL, histories.DEAD_LETTER, histories.STATS)
+            *events.SPLITS, histories.DEAD_LETTER, histories.STATS)
 
     dead_letter = ((parsed[histories.DEAD_LETTER], built[histories.DEAD_LETTER])
                    | "MergeDeadLetters" >> beam.Flatten())
@@ -150,14 +151,14 @@ class ClickLogToExamples(beam.PTransform):
     stats = ((rows_read, parse_rejections, built[histories.STATS])
              | "MergeStats" >> beam.Flatten()
              | "SumStats" >> beam.CombineGlobally(_MergeCounts()))
-    return {events.SPLIT_TRAIN: built[events.SPLIT_TRAIN],
-            events.SPLIT_EVAL: built[events.SPLIT_EVAL],
+    return {**{split: built[split] for split in ingest.split_names},
             histories.DEAD_LETTER: dead_letter, histories.STATS: stats}
 
 
 def write_ingest_outputs(outputs: Dict[str, beam.PCollection], output_dir: str):
-  """Writes Split-<name>/*.gz, dead_letter/*.jsonl and the raw counts under output_dir."""
-  for split in events.SPLITS:
+  """Writes Split-<name>/*.gz (each split in `outputs`), dead_letter/*.jsonl and the
+  raw counts under output_dir."""
+  for split in (s for s in events.SPLITS if s in outputs):
     _ = (outputs[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
         os.path.join(output_dir, f"Split-{split}", EXAMPLE_FILE_PREFIX),
         file_name_suffix=".gz", compression_type=beam.io.filesystem.CompressionTypes.GZIP))

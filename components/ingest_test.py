@@ -14,6 +14,9 @@ from components.ingest_job import run_ingest
 from eta_ctr.config import EtaConfig, IngestConfig, SourceConfig
 
 HEADER = "user_id,item_id,category,timestamp,label"
+# Logs of 1-2 events per user: half in eval, and no valid split (one train-period
+# event per user rounds to no valid event, and an empty split fails the ingest).
+TINY = dict(eval_fraction=0.5, valid_fraction=0.0)
 # One bad row per rejection reason (duplicates are added separately).
 BAD_ROWS = {
     events.MALFORMED_ROW: ["u1,i1,c1,100", "u1,i1,c1,100,1,extra", 'u1,"i1"x,c1,100,1'],
@@ -68,6 +71,11 @@ def test_counts_reconcile_with_bad_rows_of_every_kind(small_log, tmp_path):
   assert rejected["total"] == len(bad) + len(duplicates)
   assert report["rows_read"] == report["rows_valid"] + rejected["total"]
   assert sum(report["examples"].values()) == len(rows)
+  # Every split's count is what is on disk; valid holds each user's last 10% of the
+  # train period (the rule itself: components/histories_test.py).
+  on_disk = {split: len(records) for split, records in _records(tmp_path / "out").items()}
+  assert on_disk == report["examples"] and set(on_disk) == set(events.SPLITS)
+  assert 0.07 < on_disk["valid"] / (on_disk["train"] + on_disk["valid"]) < 0.13
 
   dead = [json.loads(line) for f in glob.glob(str(tmp_path / "out/dead_letter/*.jsonl"))
           for line in open(f)]
@@ -99,7 +107,8 @@ def test_formats_give_identical_examples_and_runs_are_deterministic(small_log, t
   assert _records(tmp_path / "csv_again") == results["csv"]  # byte-identical examples
   assert results["jsonl"] == results["csv"]
   assert results["parquet"] == results["csv"]
-  assert len(results["csv"]["train"]) + len(results["csv"]["eval"]) == len(rows)
+  assert sum(len(records) for records in results["csv"].values()) == len(rows)
+  assert all(results["csv"][split] for split in events.SPLITS)  # valid included
 
 
 def test_taobao_positive_only_log_with_negative_sampling(tmp_path):
@@ -146,7 +155,7 @@ def test_each_files_header_governs_that_file(tmp_path):
   (tmp_path / "logs" / "b.csv").write_text(
       "item_id,label,user_id,timestamp,category,extra\n" +
       "".join(f"{i},{l},{u},{t},{c},x\n" for u, i, c, t, l in GOOD[2:]))
-  report = _ingest(tmp_path / "logs", "csv", tmp_path / "out", eval_fraction=0.5)
+  report = _ingest(tmp_path / "logs", "csv", tmp_path / "out", **TINY)
   assert (report["users"], report["rows_valid"], report["rows_rejected"]["total"]) == (2, 4, 0)
   assert _users(tmp_path / "out") == {"u1", "u2"}
 
@@ -166,7 +175,7 @@ def test_an_undecodable_byte_is_one_dead_letter_and_the_run_completes(tmp_path):
   lines.insert(2, b"u1,caf\xe9,c1,1600000030,1")  # Latin-1, not UTF-8
   path.write_bytes(b"\n".join(lines) + b"\n")
   out = tmp_path / "out"
-  report = _ingest(path, "csv", out, eval_fraction=0.5)
+  report = _ingest(path, "csv", out, **TINY)
   assert report["rows_read"] == 5 and report["rows_valid"] == 4 and _reconciles(report)
   assert report["rows_rejected"][events.BAD_ENCODING] == 1
   (dead,) = _dead_letters(out)
@@ -190,7 +199,7 @@ def test_a_byte_order_mark_is_not_data(tmp_path, fmt):
   for name in ("a", "b"):  # in every file of a directory
     (tmp_path / "logs" / f"{name}.{'csv' if fmt == 'taobao' else fmt}").write_bytes(
         bom + body)
-  report = _ingest(tmp_path / "logs", fmt, tmp_path / "out", eval_fraction=0.5)
+  report = _ingest(tmp_path / "logs", fmt, tmp_path / "out", **TINY)
   assert report["rows_rejected"]["total"] == report["rows_read"] // 2  # b's rows: duplicates
   assert report["rows_rejected"][events.DUPLICATE] == report["rows_rejected"]["total"]
   users = _users(tmp_path / "out")
@@ -203,7 +212,7 @@ def test_a_quoted_record_across_lines_is_one_row(tmp_path):
   path.write_text('user_id,item_id,note,timestamp,label\n'
                   'u1,i1,"line one\nline two, ""quoted""",1600000000,1\n'
                   'u1,i2,plain,1600000060,0\n')
-  report = _ingest(path, "csv", tmp_path / "out", eval_fraction=0.5)
+  report = _ingest(path, "csv", tmp_path / "out", **TINY)
   assert (report["rows_read"], report["rows_valid"]) == (2, 2)
 
 
@@ -215,7 +224,7 @@ def test_parquet_files_with_their_own_schemas_and_a_value_of_the_wrong_type(tmp_
   pq.write_table(pa.table({"label": [1, 1], "timestamp": ["2020-09-13T12:26:40Z", "x"],
                            "item_id": [[1, 2], [3]], "user_id": ["u2", "u2"]}),
                  tmp_path / "logs" / "b.parquet")
-  report = _ingest(tmp_path / "logs", "parquet", tmp_path / "out", eval_fraction=0.5)
+  report = _ingest(tmp_path / "logs", "parquet", tmp_path / "out", **TINY)
   assert report["rows_read"] == 4 and report["rows_valid"] == 2 and _reconciles(report)
   assert report["rows_rejected"][events.INVALID_FIELD] == 2  # item_id is a list
 
@@ -250,7 +259,7 @@ def test_a_directory_mixing_every_dirty_case_completes_and_reconciles(tmp_path):
       b"i9,u4,1598961660,0\n")
   (logs / "README.txt").write_text("not a log\n")  # not a .csv: not read
   out = tmp_path / "out"
-  report = _ingest(logs, "csv", out, eval_fraction=0.5)
+  report = _ingest(logs, "csv", out, **TINY)
   rejected = report["rows_rejected"]
   assert report["rows_read"] == 4 + 3 + 6  # the blank line and the headers are not rows
   assert report["rows_valid"] == 4 + 3 + 2

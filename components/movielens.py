@@ -52,9 +52,26 @@ INPUT_PATTERN = "[mru]*"
 _RATING_TEXT = re.compile(r"\d+(\.\d+)?")
 
 
+# ml-100k's u.item genre flags, in order.
+ML_100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+    "Romance", "Sci-Fi", "Thriller", "War", "Western")
+
+
 def _genres_from_flags(text: str) -> Dict[str, str]:
-  """u.item: id|title|release|video release|url|19 genre flags."""
-  return parsing.movielens_item_genres(text)
+  """u.item (id|title|release|video release|url|19 genre flags) -> {id: first genre
+  whose flag is set}, `unknown` when none is."""
+  genres = {}
+  for line in text.splitlines():
+    if not line.strip():
+      continue
+    fields = line.split("|")
+    flags = fields[5:5 + len(ML_100K_GENRES)]
+    genres[fields[0].strip()] = next(
+        (ML_100K_GENRES[i] for i, flag in enumerate(flags) if flag.strip() == "1"),
+        events.DEFAULT_CATEGORY)
+  return genres
 
 
 def _first_genre(genres: str) -> str:
@@ -258,8 +275,8 @@ class MovieLensRowParser:
   Raises (constructor):
     ValueError: min_positive_rating is not a number in (0, 5].
 
-  A call takes a record of the ingest's readers (anything with `.text`) or a
-  str, and raises RowError: malformed_row (not 4 fields), missing_field /
+  A call takes a text_records.RawRecord (as every row parser) and raises
+  RowError: malformed_row (not 4 fields), missing_field /
   invalid_field (ids), invalid_field (a rating off the layout's scale, a movie
   not in the items file), bad_timestamp.
   """
@@ -272,8 +289,7 @@ class MovieLensRowParser:
     self.min_positive_rating = float(min_positive_rating)
 
   def __call__(self, record) -> Event:
-    line = record if isinstance(record, str) else record.text
-    line = line.lstrip("\ufeff")
+    line = record.text  # a file's byte-order mark is gone already (text_records)
     values = line.split(self.layout.separator)
     if len(values) != 4:
       raise RowError(events.MALFORMED_ROW,

@@ -8,6 +8,7 @@ import pytest
 
 from components import events, movielens
 from components.events import Event, RowError
+from components.text_records import RawRecord
 
 # Two ratings per layout (one positive at the default 4 stars), plus layout quirks.
 ML_100K = {
@@ -66,7 +67,8 @@ def _events(directory, min_positive_rating=4.0):
     lines = handle.read().splitlines()
   if movielens.has_header([ratings]):
     lines = lines[1:]
-  return [parser(line)._replace(raw="") for line in lines]
+  return [parser(RawRecord(ratings, number, text=line))._replace(raw="")
+          for number, line in enumerate(lines, 2 if movielens.has_header([ratings]) else 1)]
 
 
 @pytest.mark.parametrize("files, layout, expected", [
@@ -151,13 +153,13 @@ def test_detection_errors_name_what_was_looked_for(tmp_path):
 
 def _reason(parser, line):
   with pytest.raises(RowError) as error:
-    parser(line)
+    parser(RawRecord("ratings", 1, text=line))
   return error.value.reason, error.value.detail
 
 
 def test_bad_rows_get_their_reasons():
   whole = movielens.MovieLensRowParser(movielens.layout_named("ml-1m"), {"10": "Drama"})
-  assert whole("1::10::5::978300760").label == 1
+  assert whole(RawRecord("ratings", 1, text="1::10::5::978300760")).label == 1
   assert _reason(whole, "1::10::4.5::978300760") == (
       events.INVALID_FIELD, "rating '4.5' is not a whole number 1-5")
   assert _reason(whole, "1::11::4::978300760") == (
@@ -165,7 +167,7 @@ def test_bad_rows_get_their_reasons():
   assert _reason(whole, "1::10::4")[0] == events.MALFORMED_ROW
   assert _reason(whole, "1::10::4::noon")[0] == events.BAD_TIMESTAMP
   half = movielens.MovieLensRowParser(movielens.layout_named("ml-latest"), {"10": "Drama"})
-  assert half("1,10,0.5,964982703").label == 0
+  assert half(RawRecord("ratings", 1, text="1,10,0.5,964982703")).label == 0
   for rating in ("0", "5.5", "4.25", "nan", "-1", "", "4,5"):
     reason, _ = _reason(half, f"1,10,{rating},964982703")
     assert reason in (events.INVALID_FIELD, events.MALFORMED_ROW), rating
@@ -206,3 +208,25 @@ def test_real_ml_latest_small_counts():
   assert len(parsed) == 100_836
   assert len({event.user_id for event in parsed}) == 610
   assert sum(event.label for event in parsed) == 48_580  # ratings >= 4.0 stars
+
+
+def test_real_ml_100k_counts():
+  directory = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "..", "shared", "datasets", "ml-100k")
+  if not os.path.isfile(os.path.join(directory, "u.data")):
+    pytest.skip("ml-100k not available")
+  assert movielens.detect(directory).name == "ml-100k"
+  parsed = _events(directory)
+  assert len(parsed) == 100_000
+  assert len({event.user_id for event in parsed}) == 943
+  assert sum(event.label for event in parsed) == 55_375  # ratings >= 4
+  toy_story = next(event for event in parsed if event.item_id == "1")
+  assert toy_story.category == "Animation"  # Animation|Children's|Comedy: the first
+
+
+def test_ml_100k_category_is_the_first_genre_flag_set():
+  flags = ["0"] * 19
+  flags[2] = flags[5] = "1"  # Adventure, Comedy
+  text = "7|A film (1995)|01-Jan-1995||http://x|" + "|".join(flags) + "\n"
+  text += "8|Nothing (1995)|01-Jan-1995||http://x|" + "|".join(["0"] * 19) + "\n"
+  assert movielens._genres_from_flags(text) == {"7": "Adventure", "8": "unknown"}

@@ -11,7 +11,7 @@ import datetime
 import io
 import json
 import math
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from dateutil import parser as dateutil_parser
 
@@ -231,57 +231,6 @@ class RecordRowParser:
 def record_to_text(record: Any) -> str:
   """The dead-letter text of a non-text record."""
   return json.dumps(record, default=str, sort_keys=True)
-
-
-class MovieLensRowParser:
-  """A `u.data` line: user \\t item \\t rating \\t unix time.
-
-  label = 1 when rating >= 4; category = the movie's first genre from `u.item`.
-  """
-
-  def __init__(self, item_genres: Mapping[str, str]):
-    self.item_genres = dict(item_genres)
-
-  def __call__(self, record: RawRecord) -> Event:
-    line = record.text
-    values = line.split("\t")
-    if len(values) != 4:
-      raise RowError(events.MALFORMED_ROW, f"{len(values)} tab-separated fields, expected 4")
-    user, item, rating, timestamp = values
-    user_id = parse_id(user, events.USER_ID)
-    item_id = parse_id(item, events.ITEM_ID)
-    try:
-      stars = int(rating)
-    except ValueError:
-      stars = None
-    if stars is None or not 1 <= stars <= 5:
-      raise RowError(events.INVALID_FIELD, f"rating {rating[:20]!r} is not an integer 1-5")
-    if item_id not in self.item_genres:
-      raise RowError(events.INVALID_FIELD, f"item {item_id!r} is not in u.item")
-    return Event(user_id=user_id, item_id=item_id, category=self.item_genres[item_id],
-                 timestamp=parse_timestamp(timestamp), label=int(stars >= 4), raw=line)
-
-
-def movielens_item_genres(u_item_text: str, genre_names: Optional[Sequence[str]] = None
-                         ) -> Dict[str, str]:
-  """Parses `u.item` (id|title|date|video|url|19 genre flags) -> {item id: first genre}."""
-  genre_names = list(genre_names or MOVIELENS_GENRES)
-  genres = {}
-  for line in u_item_text.splitlines():
-    if not line.strip():
-      continue
-    fields = line.split("|")
-    flags = fields[5:5 + len(genre_names)]
-    first = next((genre_names[i] for i, flag in enumerate(flags) if flag.strip() == "1"),
-                 events.DEFAULT_CATEGORY)
-    genres[fields[0].strip()] = first
-  return genres
-
-
-MOVIELENS_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-    "Romance", "Sci-Fi", "Thriller", "War", "Western")
 
 
 class TaobaoRowParser:

@@ -1,11 +1,10 @@
 """Row parsers: each format, each rejection reason, and real MovieLens lines."""
 
 import json
-import os
 
 import pytest
 
-from components import datasets, events, parsing
+from components import events, parsing
 from components.events import RowError
 from components.text_records import RawRecord
 
@@ -148,45 +147,3 @@ def test_taobao_parser():
       "1", "2268318", "2520377", 1511544070, 1)
   assert _reason(parser, _record("1,2268318,2520377,click,1511544070")) == events.INVALID_FIELD
   assert _reason(parser, _record("1,2268318,pv,1511544070")) == events.MALFORMED_ROW
-
-
-def test_movielens_item_genres_first_flag_wins():
-  flags = ["0"] * 19
-  flags[2] = flags[5] = "1"  # Adventure, Comedy
-  text = "7|A film (1995)|01-Jan-1995||http://x|" + "|".join(flags) + "\n"
-  text += "8|Nothing (1995)|01-Jan-1995||http://x|" + "|".join(["0"] * 19) + "\n"
-  assert parsing.movielens_item_genres(text) == {"7": "Adventure", "8": "unknown"}
-
-
-def test_movielens_parser_rules():
-  parser = parsing.MovieLensRowParser({"242": "Comedy"})
-  assert parser(_record("196\t242\t4\t881250949"))[:5] == (
-      "196", "242", "Comedy", 881250949, 1)
-  assert parser(_record("196\t242\t3\t881250949")).label == 0
-  assert _reason(parser, _record("196\t242\t6\t881250949")) == events.INVALID_FIELD
-  assert _reason(parser, _record("196\t999\t4\t881250949")) == events.INVALID_FIELD
-  assert _reason(parser, _record("196 242 4 881250949")) == events.MALFORMED_ROW
-  assert _reason(parser, _record("196\t242\t4\tnoon")) == events.BAD_TIMESTAMP
-
-
-def _movielens_dir():
-  try:
-    return datasets.locate_movielens_100k(download=False)
-  except datasets.DatasetNotFound:
-    pytest.skip("MovieLens-100k not available (set ETA_DATA_DIR)")
-
-
-def test_adapter_parses_real_movielens_lines():
-  directory = _movielens_dir()
-  with open(os.path.join(directory, "u.item"), encoding="latin-1") as handle:
-    genres = parsing.movielens_item_genres(handle.read())
-  assert len(genres) == 1682
-  assert genres["1"] == "Animation"  # Toy Story: Animation|Children's|Comedy
-  parser = parsing.MovieLensRowParser(genres)
-  with open(os.path.join(directory, "u.data")) as handle:
-    lines = [handle.readline().rstrip("\n") for _ in range(1000)]
-  parsed = [parser(_record(line, "u.data")) for line in lines]
-  user, item, rating, timestamp = lines[0].split("\t")
-  assert parsed[0][:4] == (user, item, genres[item], int(timestamp))
-  assert parsed[0].label == int(int(rating) >= 4)
-  assert {event.label for event in parsed} == {0, 1}

@@ -8,9 +8,10 @@ from apache_beam.io.filesystems import FileSystems
 from components import events, histories
 
 REPORT_FILE = "ingest_report.json"
-# split_users: how many users have fewer than 2 events, none in eval, none in train.
+# split_users: how many users have fewer than 2 events, none in eval, none in
+# train, none in valid (0 without a valid split).
 SPLIT_USER_KEYS = (histories.FEWER_THAN_2_EVENTS, histories.NO_EVAL_EVENTS,
-                   histories.NO_TRAIN_EVENTS)
+                   histories.NO_TRAIN_EVENTS, histories.NO_VALID_EVENTS)
 
 
 def history_length_summary(histogram: Dict[Any, int]) -> Dict[str, float]:
@@ -38,7 +39,11 @@ def history_length_summary(histogram: Dict[Any, int]) -> Dict[str, float]:
 
 def build_report(stats: Dict[str, Any], wall_time_s: float,
                  config: Dict[str, Any]) -> Dict[str, Any]:
-  """The ingest_report.json content; raises if the counts do not reconcile."""
+  """The ingest_report.json content; raises if the counts do not reconcile.
+
+  `examples` counts every split of events.SPLITS (valid is 0 without a valid
+  split); their sum is rows_valid + negatives_sampled.
+  """
   rejected = {reason: int(stats.get("rejected", {}).get(reason, 0))
               for reason in events.REJECTION_REASONS}
   rejected["total"] = sum(rejected.values())
@@ -86,8 +91,7 @@ def format_report(report: Dict[str, Any]) -> str:
       f"rows rejected      {rejected['total']:>12,}" + (f"   ({reasons})" if reasons else ""),
       f"negatives sampled  {report['negatives_sampled']:>12,}",
       f"users              {report['users']:>12,}   ({_split_users(report)})",
-      f"examples train     {report['examples']['train']:>12,}",
-      f"examples eval      {report['examples']['eval']:>12,}",
+      *(f"examples {split:<10}{report['examples'][split]:>12,}" for split in events.SPLITS),
       f"history length     mean {hist['mean']}, p50 {hist['p50']}, p90 {hist['p90']}, "
       f"max {hist['max']}, empty {hist['empty_share']:.1%}",
       f"wall time          {report['wall_time_s']:>11.1f}s",
@@ -99,4 +103,5 @@ def _split_users(report: Dict[str, Any]) -> str:
   users = report.get("split_users", {})
   return (f"{users.get(histories.FEWER_THAN_2_EVENTS, 0):,} with fewer than 2 events, "
           f"{users.get(histories.NO_EVAL_EVENTS, 0):,} with none in eval, "
-          f"{users.get(histories.NO_TRAIN_EVENTS, 0):,} with none in train")
+          f"{users.get(histories.NO_TRAIN_EVENTS, 0):,} with none in train, "
+          f"{users.get(histories.NO_VALID_EVENTS, 0):,} with none in valid")

@@ -4,6 +4,7 @@ names the fixes; the examples, the report and the dead letters are written first
 import dataclasses
 import glob
 import json
+import os
 
 import pytest
 
@@ -28,12 +29,19 @@ def write_small_log(path, users=300, events_per_user=2, single_event_users=0):
   return len(rows) - 1 + len(BAD_ROWS)
 
 
-def _report(examples, users=10, fewer_than_2=0, no_eval=0, no_train=0, **ingest):
-  return {"examples": dict(zip(events.SPLITS, examples)), "users": users,
+def _report(examples, users=10, fewer_than_2=0, no_eval=0, no_train=0, no_valid=0, **ingest):
+  """examples: (train, eval) counts with valid_fraction 0 (the default here), else
+  (train, valid, eval)."""
+  ingest.setdefault("valid_fraction", 0.0)
+  config = IngestConfig(**ingest)
+  counts = dict(zip(config.split_names, examples))
+  return {"examples": {split: counts.get(split, 0) for split in events.SPLITS},
+          "users": users,
           "split_users": {histories.FEWER_THAN_2_EVENTS: fewer_than_2,
                           histories.NO_EVAL_EVENTS: no_eval,
-                          histories.NO_TRAIN_EVENTS: no_train},
-          "config": {"ingest": dataclasses.asdict(IngestConfig(**ingest))}}
+                          histories.NO_TRAIN_EVENTS: no_train,
+                          histories.NO_VALID_EVENTS: no_valid},
+          "config": {"ingest": dataclasses.asdict(config)}}
 
 
 def test_300_users_with_2_events_leave_eval_empty(tmp_path):
@@ -44,9 +52,9 @@ def test_300_users_with_2_events_leave_eval_empty(tmp_path):
   with pytest.raises(SplitTooSmall) as raised:
     run_ingest(config, str(out))
   assert str(raised.value).splitlines() == [
-      "the eval split is empty: 0 examples, train 607.",
+      "the eval split is empty: 0 examples, train 607, valid 0.",
       "Of 307 users, 7 have fewer than 2 events, 307 have no event in eval and 0 none in "
-      "train.",
+      "train, 307 none in valid.",
       "With --eval-fraction 0.2 each user's last 20% of events go to eval, rounded to whole "
       "events, so a user needs at least 3 events to get one.",
       "Fix: --eval-cutoff TIME (one global time: every event at or after it is in eval), or "
@@ -56,17 +64,32 @@ def test_300_users_with_2_events_leave_eval_empty(tmp_path):
   with open(out / "ingest_report.json") as handle:
     report = json.load(handle)
   assert report["rows_read"] == rows and report["rows_rejected"]["total"] == len(BAD_ROWS)
-  assert report["examples"] == {"train": 607, "eval": 0}
+  assert report["examples"] == {"train": 607, "valid": 0, "eval": 0}
   assert report["split_users"] == {"fewer_than_2_events": 7, "no_eval_events": 307,
-                                   "no_train_events": 0}
+                                   "no_train_events": 0, "no_valid_events": 307}
   dead = [line for f in glob.glob(str(out / "dead_letter" / "*.jsonl")) for line in open(f)]
   assert len(dead) == len(BAD_ROWS)
 
-  # The first fix the message names works: 0.25 gives every 2-event user one eval event.
-  fixed = run_ingest(config.replace(ingest=IngestConfig(eval_fraction=0.25)),
-                     str(tmp_path / "fixed"))
-  assert fixed["examples"] == {"train": 307, "eval": 300}
+  # The first fix the message names works: 0.25 gives every 2-event user one eval event;
+  # then the valid split is what is too small (one train-period event rounds to none).
+  with pytest.raises(SplitTooSmall) as raised:
+    run_ingest(config.replace(ingest=IngestConfig(eval_fraction=0.25)),
+               str(tmp_path / "fixed"))
+  assert str(raised.value).splitlines()[:4] == [
+      "the valid split is empty: 0 examples, eval 300, train 307.",
+      "Of 307 users, 7 have fewer than 2 events, 7 have no event in eval and 0 none in "
+      "train, 307 none in valid.",
+      "With --valid-fraction 0.1 each user's last 10% of train-period events (those not in "
+      "eval) go to valid, rounded to whole events, so a user needs at least 5 of them to "
+      "get one.",
+      "Fix: a larger --valid-fraction, or --valid-fraction 0 (no valid split: the whole "
+      "--train-steps budget is trained and no stopping step is chosen)."]
+  # Its second fix works too.
+  fixed = run_ingest(config.replace(ingest=IngestConfig(eval_fraction=0.25, valid_fraction=0)),
+                     str(tmp_path / "fixed_again"))
+  assert fixed["examples"] == {"train": 307, "valid": 0, "eval": 300}
   assert fixed["split_users"]["no_eval_events"] == 7
+  assert not os.path.exists(tmp_path / "fixed_again" / "Split-valid")
 
 
 def test_a_global_cutoff_after_every_event_or_before_them():
@@ -87,6 +110,15 @@ def test_everything_in_eval_per_user():
     check_splits(_report((0, 10), fewer_than_2=10, no_train=10, eval_fraction=0.6))
 
 
+def test_an_empty_valid_split_is_refused_only_when_asked_for():
+  check_splits(_report((8, 2)))  # valid_fraction 0: no valid split to check
+  check_splits(_report((8, 1, 2), valid_fraction=0.1))
+  with pytest.raises(SplitTooSmall, match=r"the valid split is empty: 0 examples, eval 2, "
+                     r"train 8\.\n.*3 none in valid\.\nWith --valid-fraction 0\.2 (.|\n)*"
+                     r"needs at least 3 of them"):
+    check_splits(_report((8, 0, 2), no_valid=3, valid_fraction=0.2))
+
+
 def test_a_minimum_above_one_and_splits_that_pass():
   check_splits(_report((8, 2)))
   check_splits(_report((8, 0)), minimum=0)
@@ -101,5 +133,6 @@ def test_events_a_user_needs_for_an_eval_event(fraction, events_needed):
   assert min_events_for_eval(fraction) == events_needed
   if events_needed != float("inf"):  # the same rounding as the split itself
     config = IngestConfig(eval_fraction=fraction)
-    assert any(histories.split_flags(list(range(events_needed)), config))
-    assert not any(histories.split_flags(list(range(events_needed - 1)), config))
+    assert events.SPLIT_EVAL in histories.assign_splits(list(range(events_needed)), config)
+    assert events.SPLIT_EVAL not in histories.assign_splits(list(range(events_needed - 1)),
+                                                            config)

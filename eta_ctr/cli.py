@@ -41,7 +41,8 @@ def cmd_ingest(args, beam_args: List[str]) -> int:
       raise
     return 1
   print(report.format_report(result))
-  print(f"\nexamples: {args.output}/Split-train, {args.output}/Split-eval\n"
+  splits = ", ".join(f"{args.output}/Split-{split}" for split in config.ingest.split_names)
+  print(f"\nexamples: {splits}\n"
         f"report:   {args.output}/ingest_report.json\n"
         f"rejected: {args.output}/dead_letter/")
   return 0
@@ -129,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
                                   "same Transform output over several seeds; table + chart")
   compare.add_argument("--models", default=",".join(MODEL_NAMES),
                        help="comma-separated, of " + ", ".join(MODEL_NAMES))
-  compare.add_argument("--seeds", type=int, default=3)
+  compare.add_argument("--seeds", type=int, default=5,
+                       help="runs per model (seed offsets 0..N-1); claims are mean ± std "
+                            "over them and differences vs eta paired by seed (default "
+                            "%(default)s)")
   compare.add_argument("--output", required=True)
   compare.set_defaults(handler=cmd_compare)
 

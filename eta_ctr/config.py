@@ -11,6 +11,7 @@ import dataclasses
 import json
 from typing import Any, Dict, Optional, Tuple
 
+from components import events
 from components.formats import FORMAT_NAMES, get as get_format
 from components.movielens import DEFAULT_MIN_POSITIVE_RATING, check_min_positive_rating
 
@@ -54,6 +55,11 @@ class IngestConfig:
       `global_time` puts every event at or after `eval_cutoff` in eval.
     eval_fraction: share of each user's events in eval (per_user split).
     eval_cutoff: unix seconds (global_time split).
+    valid_fraction: share of each user's train-period events (the events not in
+      eval, either split mode) that form the `valid` split, the last ones in
+      time, rounded as eval_fraction is; the Trainer and `eta compare` choose
+      the stopping step on it. In [0, 1); 0 = no valid split (the whole step
+      budget is trained, nothing is selected).
     negatives_per_positive: for positive-only logs, non-clicked items sampled per
       positive, from the same category where possible.
     history_includes_non_clicked: also put label-0 events into the history (and
@@ -64,6 +70,7 @@ class IngestConfig:
   split: str = "per_user"
   eval_fraction: float = 0.2
   eval_cutoff: Optional[int] = None
+  valid_fraction: float = 0.1
   negatives_per_positive: int = 0
   history_includes_non_clicked: bool = False
   seed: int = 42
@@ -77,8 +84,17 @@ class IngestConfig:
       raise ValueError("split='global_time' needs eval_cutoff (unix seconds)")
     if not 0.0 <= self.eval_fraction < 1.0:
       raise ValueError("eval_fraction must be in [0, 1)")
+    if not 0.0 <= self.valid_fraction < 1.0:
+      raise ValueError("valid_fraction must be in [0, 1)")
     if self.negatives_per_positive < 0:
       raise ValueError("negatives_per_positive must be >= 0")
+
+  @property
+  def split_names(self) -> Tuple[str, ...]:
+    """The splits the ingest writes, in time order: train, valid (only when
+    valid_fraction > 0), eval (components.events)."""
+    return tuple(s for s in events.SPLITS
+                 if s != events.SPLIT_VALID or self.valid_fraction > 0)
 
 
 # The architectures (models/architectures/registry.py maps each to its class);
@@ -192,8 +208,19 @@ class ModelConfig:
 class TrainerConfig:
   """The training loop.
 
+  Every model gets the same step budget; with a valid split (IngestConfig.
+  valid_fraction > 0) training stops early and keeps the best weights.
+
   Attributes:
-    batch_size, learning_rate, train_steps, eval_steps: the usual.
+    batch_size, learning_rate: the usual (batch_size per replica).
+    train_steps: the step budget, an upper bound: with a valid split, training
+      is validated every `validate_every_steps` steps, stops after `patience`
+      validations without a lower validation logloss, and ends with the weights
+      of the best validation (the chosen step, reported in metrics.json).
+    validate_every_steps: steps between two validations (and after the last step).
+    patience: validations without improvement before training stops; >= 1.
+    validation_steps: batches of 1024 examples per validation; None = the whole
+      valid split (the TFX Trainer's eval_args.num_steps).
     shuffle_buffer: examples shuffled before batching.
     distribution: tf.distribute strategy: `auto` (MultiWorkerMirrored when
       TF_CONFIG names several workers, Mirrored with several local GPUs, else the
@@ -203,11 +230,17 @@ class TrainerConfig:
   batch_size: int = 256
   learning_rate: float = 1e-3
   train_steps: int = 2000
-  eval_steps: Optional[int] = None
+  validate_every_steps: int = 200
+  patience: int = 3
+  validation_steps: Optional[int] = None
   shuffle_buffer: int = 10_000
   distribution: str = DISTRIBUTION_AUTO
 
   def __post_init__(self):
+    if self.train_steps < 1 or self.validate_every_steps < 1 or self.patience < 1:
+      raise ValueError("train_steps, validate_every_steps and patience must be >= 1")
+    if self.validation_steps is not None and self.validation_steps < 1:
+      raise ValueError("validation_steps must be >= 1 (or None: the whole valid split)")
     if self.distribution not in DISTRIBUTIONS:
       raise ValueError(f"unknown distribution {self.distribution!r}; expected {DISTRIBUTIONS}")
 
@@ -220,15 +253,26 @@ class EvaluationConfig:
     auc_floor: the eval AUC a model needs at least.
     max_auc_regression: the largest AUC drop allowed against the last blessed
       model (absolute, e.g. 0.01).
+    max_logloss_over_base_rate: the most by which the eval logloss may exceed the
+      base-rate predictor's (the constant prediction = the eval label mean, whose
+      logloss is the label entropy), in nats; 0 = no worse than it.
+    max_calibration_error: the largest |calibration - 1| allowed, calibration =
+      mean prediction / mean label on eval (0.2: in [0.8, 1.2]).
   """
   auc_floor: float = 0.6
   max_auc_regression: float = 0.01
+  max_logloss_over_base_rate: float = 0.0
+  max_calibration_error: float = 0.2
 
   def __post_init__(self):
     if not 0.0 <= self.auc_floor <= 1.0:
       raise ValueError("auc_floor must be in [0, 1]")
     if self.max_auc_regression < 0:
       raise ValueError("max_auc_regression must be >= 0")
+    if self.max_logloss_over_base_rate < 0:
+      raise ValueError("max_logloss_over_base_rate must be >= 0")
+    if not 0.0 <= self.max_calibration_error < 1.0:
+      raise ValueError("max_calibration_error must be in [0, 1)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ def test_json_round_trip():
 
 @pytest.mark.parametrize("kwargs", [dict(max_history=0), dict(split="random"),
                                     dict(split="global_time"), dict(eval_fraction=1.0),
+                                    dict(valid_fraction=1.0), dict(valid_fraction=-0.1),
                                     dict(negatives_per_positive=-1)])
 def test_invalid_ingest_settings_are_refused(kwargs):
   with pytest.raises(ValueError):
@@ -58,6 +59,39 @@ def test_evaluation_section_round_trips_and_validates():
     EvaluationConfig(auc_floor=1.5)
   with pytest.raises(ValueError):
     EvaluationConfig(max_auc_regression=-0.1)
+  with pytest.raises(ValueError):
+    EvaluationConfig(max_logloss_over_base_rate=-0.01)
+  with pytest.raises(ValueError):
+    EvaluationConfig(max_calibration_error=1.0)
+  blessing = EvaluationConfig(max_logloss_over_base_rate=0.01, max_calibration_error=0.1)
+  assert EtaConfig.from_json(EtaConfig(evaluation=blessing).to_json()).evaluation == blessing
+
+
+def test_the_valid_split_exists_only_with_a_valid_fraction():
+  assert IngestConfig().split_names == ("train", "valid", "eval")
+  assert IngestConfig(valid_fraction=0).split_names == ("train", "eval")
+
+
+@pytest.mark.parametrize("kwargs", [dict(train_steps=0), dict(validate_every_steps=0),
+                                    dict(patience=0), dict(validation_steps=0)])
+def test_invalid_trainer_settings_are_refused(kwargs):
+  from eta_ctr.config import TrainerConfig
+  with pytest.raises(ValueError):
+    TrainerConfig(**kwargs)
+
+
+def test_selection_flags_build_the_config():
+  from eta_ctr import cli, flags
+  args = cli.build_parser().parse_args([
+      "run", "--valid-fraction", "0.2", "--train-steps", "900", "--validate-every-steps",
+      "150", "--patience", "4", "--max-logloss-over-base-rate", "0.005",
+      "--max-calibration-error", "0.1"])
+  config = flags.config_from_args(args, SourceConfig(format="csv", path="x.csv"))
+  assert config.ingest.valid_fraction == 0.2
+  assert (config.trainer.train_steps, config.trainer.validate_every_steps,
+          config.trainer.patience) == (900, 150, 4)
+  assert (config.evaluation.max_logloss_over_base_rate,
+          config.evaluation.max_calibration_error) == (0.005, 0.1)
 
 
 def test_for_source_applies_the_format_model_defaults():

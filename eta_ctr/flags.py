@@ -35,12 +35,16 @@ def add_data_args(parser: argparse.ArgumentParser):
                           "$ETA_DATA_DIR, ../shared/datasets, then a download); with "
                           "--format movielens and no --data, a MovieLens directory of "
                           "any layout")
+  add_label_rule_arg(group)
+  group.add_argument("--synth-events", type=int, default=100_000,
+                     help=f"events of the generated log for --data {SYNTHETIC}")
+
+
+def add_label_rule_arg(group):
   group.add_argument("--min-positive-rating", type=_stars,
                      default=SourceConfig.min_positive_rating, metavar="STARS",
                      help="MovieLens label rule: a rating of at least STARS is a positive "
                           "(default %(default)s; on half-star data 3.5 is then a negative)")
-  group.add_argument("--synth-events", type=int, default=100_000,
-                     help=f"events of the generated log for --data {SYNTHETIC}")
 
 
 def _stars(text: str) -> float:
@@ -69,6 +73,10 @@ def add_ingest_args(parser: argparse.ArgumentParser):
   group.add_argument("--eval-cutoff",
                      help="unix seconds or ISO-8601; events at or after it go to eval "
                           "(implies --split global_time)")
+  group.add_argument("--valid-fraction", type=float, default=defaults.valid_fraction,
+                     help="each user's last share of train-period events forms the valid "
+                          "split, where training chooses its stopping step (default "
+                          "%(default)s; 0: no valid split, the whole step budget is trained)")
   group.add_argument("--negatives-per-positive", type=int,
                      default=defaults.negatives_per_positive)
   group.add_argument("--history-includes-non-clicked", action="store_true")
@@ -90,7 +98,15 @@ def add_model_args(parser: argparse.ArgumentParser):
                      help="ETA's Hamming top-k: auto (fused in training, stock ops in the "
                           "export), fused (also exported; built-in server only) or stock")
   group = parser.add_argument_group("trainer")
-  group.add_argument("--train-steps", type=int, default=TrainerConfig.train_steps)
+  group.add_argument("--train-steps", type=int, default=TrainerConfig.train_steps,
+                     help="the step budget, an upper bound: early stopping on the valid "
+                          "split may stop sooner (default %(default)s)")
+  group.add_argument("--validate-every-steps", type=int,
+                     default=TrainerConfig.validate_every_steps,
+                     help="steps between validations on the valid split (default %(default)s)")
+  group.add_argument("--patience", type=int, default=TrainerConfig.patience,
+                     help="validations without a lower validation logloss before training "
+                          "stops; the best weights are kept (default %(default)s)")
   group.add_argument("--batch-size", type=int, default=TrainerConfig.batch_size)
   group.add_argument("--learning-rate", type=float, default=TrainerConfig.learning_rate)
   group.add_argument("--distribution", choices=DISTRIBUTIONS,
@@ -103,6 +119,15 @@ def add_model_args(parser: argparse.ArgumentParser):
                      default=EvaluationConfig.max_auc_regression,
                      help="blessing refuses an AUC drop larger than this vs the last "
                           "blessed model")
+  group.add_argument("--max-logloss-over-base-rate", type=float,
+                     default=EvaluationConfig.max_logloss_over_base_rate,
+                     help="blessing refuses an eval logloss more than this above the "
+                          "base-rate predictor's (constant = eval label mean); default "
+                          "%(default)s: no worse than it")
+  group.add_argument("--max-calibration-error", type=float,
+                     default=EvaluationConfig.max_calibration_error,
+                     help="blessing refuses |mean prediction / mean label - 1| above this "
+                          "(default %(default)s)")
 
 
 def resolve_source(args, work_dir: str) -> SourceConfig:
@@ -164,6 +189,7 @@ def ingest_config_from_args(args) -> IngestConfig:
     split, cutoff = "global_time", parse_timestamp(args.eval_cutoff)
   return IngestConfig(max_history=args.max_history, split=split,
                       eval_fraction=args.eval_fraction, eval_cutoff=cutoff,
+                      valid_fraction=args.valid_fraction,
                       negatives_per_positive=args.negatives_per_positive,
                       history_includes_non_clicked=args.history_includes_non_clicked,
                       seed=args.seed)
@@ -180,9 +206,13 @@ def config_from_args(args, source: SourceConfig) -> EtaConfig:
                if getattr(args, name, None) is not None}
   model = base.model.replace_clamped(name=args.model, **overrides)
   trainer = TrainerConfig(train_steps=args.train_steps, batch_size=args.batch_size,
-                          learning_rate=args.learning_rate, distribution=args.distribution)
-  evaluation = EvaluationConfig(auc_floor=args.auc_floor,
-                                max_auc_regression=args.max_auc_regression)
+                          learning_rate=args.learning_rate, distribution=args.distribution,
+                          validate_every_steps=args.validate_every_steps,
+                          patience=args.patience)
+  evaluation = EvaluationConfig(
+      auc_floor=args.auc_floor, max_auc_regression=args.max_auc_regression,
+      max_logloss_over_base_rate=args.max_logloss_over_base_rate,
+      max_calibration_error=args.max_calibration_error)
   return base.replace(ingest=ingest_config_from_args(args), model=model, trainer=trainer,
                       evaluation=evaluation)
 

@@ -56,9 +56,11 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
   data.add_argument("--data-path", "--data", dest="data_path",
                     default=os.environ.get("ETA_DATA", PLACEHOLDER_DATA),
                     help="the click log on a bucket: a file or a glob "
-                         "(gs://b/logs/*.csv); for --format movielens the ml-100k directory; "
+                         "(gs://b/logs/*.csv); for --format movielens a MovieLens directory "
+                         "(any layout: ml-100k, ml-1m, ml-10m, ml-latest...); "
                          f"default $ETA_DATA, else the placeholder {PLACEHOLDER_DATA}")
   flags.add_format_arg(data)
+  flags.add_label_rule_arg(data)
   flags.add_ingest_args(compile_)
   flags.add_model_args(compile_)
   compile_.set_defaults(handler=cmd_compile)
@@ -70,7 +72,7 @@ def source_from_args(args) -> SourceConfig:
   fmt = args.format
   if fmt is None and args.data_path == PLACEHOLDER_DATA:
     fmt = PLACEHOLDER_FORMAT
-  return flags.source_for_path(args.data_path, fmt)
+  return flags.source_for_path(args.data_path, fmt, args.min_positive_rating)
 
 
 def cmd_compile(args, extra_args: List[str]) -> int:

@@ -1,4 +1,5 @@
-"""Offline metrics of a trained model on transformed eval examples: AUC, GAUC, logloss."""
+"""Offline metrics of a trained model on transformed eval examples: AUC, GAUC, logloss,
+logloss over the base rate and calibration (the blessing's definitions)."""
 
 from typing import Dict
 
@@ -7,13 +8,14 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from sklearn import metrics as sk_metrics
 
-from models import data, features
+from models import base_rate, data, features
 from models.gauc import group_auc
 
 
 def evaluate(model, eval_files, tf_transform_output: tft.TFTransformOutput,
              top_k: int) -> Dict[str, float]:
-  """auc, gauc, logloss, and the share of examples whose history is longer than k."""
+  """auc, gauc, logloss, logloss_over_base_rate, calibration, examples, and the share
+  of examples whose history is longer than k."""
   dataset = data.transformed_dataset(eval_files, tf_transform_output, 1024, shuffle=False,
                                      num_epochs=1, keep=(features.USER_ID,))
   users, labels, logits, lengths = [], [], [], []
@@ -29,6 +31,8 @@ def evaluate(model, eval_files, tf_transform_output: tft.TFTransformOutput,
       "auc": float(sk_metrics.roc_auc_score(labels, probabilities)),
       "gauc": float(group_auc(users, labels, probabilities)),
       "logloss": float(sk_metrics.log_loss(labels, np.clip(probabilities, 1e-7, 1 - 1e-7))),
+      "logloss_over_base_rate": base_rate.logloss_over_base_rate(labels, probabilities),
+      "calibration": base_rate.calibration(labels, probabilities),
       "examples": int(len(labels)),
       "history_longer_than_k": float(np.mean(lengths > top_k)),
   }

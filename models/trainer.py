@@ -1,25 +1,32 @@
-"""The TFX Trainer entry point (`run_fn`) and the same training loop for `eta compare`."""
+"""The TFX Trainer entry point (`run_fn`) and the same training loop for `eta compare`.
+
+Training fits on the train split and chooses its stopping step on the valid split
+(models/early_stopping.py), never on eval; metrics.json reports that step.
+"""
 
 import dataclasses
 import json
 import logging
 import os
 import time
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
+from components import events
 from eta_ctr import runtime
 from eta_ctr.config import ETA_CONFIG_KEY, EtaConfig
-from models import autograph_speedup, data, distribution, features
+from models import autograph_speedup, data, distribution, early_stopping, features
 from models.architectures.base import CtrModel
 from models.architectures.registry import build_model
 from models.export import export_serving_model
 
 log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.json"
+# Examples per validation batch (TrainerConfig.validation_steps counts these).
+VALIDATION_BATCH = 1024
 
 
 def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput, config: EtaConfig):
@@ -29,9 +36,24 @@ def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput, config: EtaConf
           tf_transform_output.vocabulary_size_by_name(features.CATEGORY_VOCAB) + oov + 1)
 
 
-def train_model(config: EtaConfig, transform_output_dir: str, train_files, eval_files,
-                log_dir: Optional[str] = None, strategy=None) -> Tuple[CtrModel, Dict[str, float]]:
-  """Trains config.model.name on transformed examples; returns (model, eval metrics).
+def train_model(config: EtaConfig, transform_output_dir: str, train_files, valid_files,
+                log_dir: Optional[str] = None, strategy=None) -> Tuple[CtrModel, Dict[str, Any]]:
+  """Trains config.model.name on transformed examples, stopping early on valid_files.
+
+  Args:
+    config: model and trainer settings (trainer.train_steps is the step budget).
+    transform_output_dir: the Transform graph.
+    train_files, valid_files: file patterns of transformed train / valid examples;
+      valid_files None = no validation, the whole budget is trained.
+    log_dir: TensorBoard logs, if given.
+    strategy: a tf.distribute strategy (default: from the environment).
+
+  Returns:
+    (model with the best validation's weights, metrics): `best_step` (the chosen
+    step), `steps_trained`, `train_steps_budget`, `stopped_early`, `valid_<metric>`
+    at the best step (valid_auc, valid_logloss, ...), `validation_history`
+    ([{step, metrics...}]), train_seconds (validation excluded), validation_seconds,
+    train_examples_per_second, replicas, parameters.
 
   Raises:
     eta_ctr.runtime.KerasVersionError: tf.keras is Keras 3 in this process.
@@ -47,12 +69,15 @@ def train_model(config: EtaConfig, transform_output_dir: str, train_files, eval_
   train_ds = data.transformed_dataset(train_files, tf_transform_output, global_batch,
                                       shuffle=True, seed=config.model.seed,
                                       shuffle_buffer=trainer.shuffle_buffer)
-  eval_ds = data.transformed_dataset(eval_files, tf_transform_output, 1024, shuffle=False,
-                                     num_epochs=1)
+  valid_ds = None
+  if valid_files is not None:
+    valid_ds = data.transformed_dataset(valid_files, tf_transform_output, VALIDATION_BATCH,
+                                        shuffle=False, num_epochs=1)
   workers = distribution.worker_count(distribution.tf_config())
   if workers > 1:  # each worker reads its own files (or records, if too few files)
     train_ds = distribution.auto_shard(train_ds, _file_count(train_files), workers)
-    eval_ds = distribution.auto_shard(eval_ds, _file_count(eval_files), workers)
+    if valid_ds is not None:
+      valid_ds = distribution.auto_shard(valid_ds, _file_count(valid_files), workers)
   items, categories = vocabulary_sizes(tf_transform_output, config)
   with strategy.scope():
     model = build_model(config.model, items, categories)
@@ -61,25 +86,32 @@ def train_model(config: EtaConfig, transform_output_dir: str, train_files, eval_
     # Keras sums what each replica's train/test step returns; the metrics are
     # already global, so take one replica's.
     model.distribute_reduction_method = "first"
-  log.info("training %s for %d steps (batch %d x %d replicas, vocab %d items, %d categories)",
-           config.model.name, trainer.train_steps, trainer.batch_size,
-           strategy.num_replicas_in_sync, items, categories)
+  log.info("training %s for at most %d steps (batch %d x %d replicas, vocab %d items, %d "
+           "categories), %s", config.model.name, trainer.train_steps, trainer.batch_size,
+           strategy.num_replicas_in_sync, items, categories,
+           "no valid split: no early stopping" if valid_ds is None else
+           f"validating every {trainer.validate_every_steps} steps, patience "
+           f"{trainer.patience}")
   log_dir = distribution.write_dir(log_dir) if log_dir else None
   callbacks = [keras.callbacks.TensorBoard(log_dir, update_freq=100)] if log_dir else []
   started = time.time()
-  model.fit(train_ds, epochs=1, steps_per_epoch=trainer.train_steps, callbacks=callbacks,
-            verbose=2)
-  train_seconds = time.time() - started
-  metrics = model.evaluate(eval_ds, steps=trainer.eval_steps, return_dict=True, verbose=0)
-  metrics = {name: float(value) for name, value in metrics.items()}
-  metrics.update(train_seconds=train_seconds,
-                 train_examples_per_second=trainer.train_steps * global_batch
+  selection = early_stopping.fit_with_selection(model, train_ds, valid_ds, trainer, callbacks)
+  train_seconds = time.time() - started - selection.validation_seconds
+  metrics: Dict[str, Any] = {f"valid_{name}": value for name, value in selection.best.items()}
+  metrics.update(best_step=selection.best_step, steps_trained=selection.steps_trained,
+                 train_steps_budget=selection.budget, stopped_early=selection.stopped_early,
+                 validation_history=selection.history,
+                 train_seconds=train_seconds, validation_seconds=selection.validation_seconds,
+                 train_examples_per_second=selection.steps_trained * global_batch
                  / max(train_seconds, 1e-9),
                  replicas=strategy.num_replicas_in_sync,
                  parameters=int(model.count_params()))
   if log_dir:
     distribution.discard_if_not_chief(log_dir)
-  log.info("%s eval: %s", config.model.name, json.dumps(metrics))
+  log.info("%s: chose step %d of %d trained (budget %d)%s", config.model.name,
+           selection.best_step, selection.steps_trained, selection.budget,
+           "".join(f", valid {name} {selection.best[name]:.5f}" for name in ("logloss", "auc")
+                   if name in selection.best))
   return model, metrics
 
 
@@ -89,15 +121,22 @@ def _file_count(patterns) -> int:
 
 
 def run_fn(fn_args):
-  """TFX Trainer: fn_args.custom_config carries {ETA_CONFIG_KEY: EtaConfig JSON}."""
+  """TFX Trainer: fn_args.custom_config carries {ETA_CONFIG_KEY: EtaConfig JSON}.
+
+  fn_args.eval_files are the valid split (pipeline.pipeline.trainer_eval_split),
+  where the stopping step is chosen; without a valid split (IngestConfig.
+  valid_fraction 0) they are eval's and are not read: the budget is trained.
+  Writes metrics.json (the chosen step, the validation history) to model_run_dir.
+  """
   runtime.require_legacy_keras()
   config = EtaConfig.from_json(fn_args.custom_config[ETA_CONFIG_KEY])
   # Before any TF op: a multi-worker strategy configures collectives at start-up.
   strategy = distribution.strategy_from_environment(config.trainer.distribution)
   config = config.replace(trainer=_with_steps(config.trainer, fn_args))
+  has_valid = events.SPLIT_VALID in config.ingest.split_names
+  valid_files = fn_args.eval_files if has_valid else None
   model, metrics = train_model(config, fn_args.transform_output, fn_args.train_files,
-                               fn_args.eval_files, log_dir=fn_args.model_run_dir,
-                               strategy=strategy)
+                               valid_files, log_dir=fn_args.model_run_dir, strategy=strategy)
   # Every worker exports (the save may need collectives); only the chief's copy stays.
   export_dir = distribution.write_dir(fn_args.serving_model_dir)
   export_serving_model(model, tft.TFTransformOutput(fn_args.transform_output), config,
@@ -111,4 +150,5 @@ def run_fn(fn_args):
 def _with_steps(trainer_config, fn_args):
   return dataclasses.replace(trainer_config, train_steps=fn_args.train_steps or
                              trainer_config.train_steps,
-                             eval_steps=fn_args.eval_steps or trainer_config.eval_steps)
+                             validation_steps=fn_args.eval_steps or
+                             trainer_config.validation_steps)

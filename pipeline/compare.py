@@ -1,9 +1,24 @@
 """`eta compare`: every model trained on the same Transform output, over several seeds.
 
-Writes DIR/results.json ({"models": {name: {auc, gauc, logloss: {mean, std}, ...}}}),
-DIR/results.md (a table) and DIR/results.png, and prints the table. It also
-records the share of eval examples whose history is longer than k: where that
-share is small, retrieval selects (almost) everything and ETA is full attention.
+Selection is fair: every model gets the same step budget (TrainerConfig) and
+chooses its stopping step on the valid split (early stopping, best weights kept),
+never on eval; eval is scored once per run, after training.
+
+Writes DIR/results.json, DIR/results.md (a table) and DIR/results.png, and prints
+the table. results.json:
+
+  {"models": {name: {<metric>: {mean, std, n}, ...,     over seeds; std: sample (n - 1)
+                     "best_step": {mean, std, n},        the chosen steps
+                     "vs_eta": {<metric>: {mean, std, n}},  model - eta, paired by seed
+                     "runs": [per-seed results], ...}},
+   "reference": "eta", "seeds": N, "eval_examples": ..., "history_longer_than_k": ...,
+   "config": {...}}
+
+with <metric> in METRICS. `vs_eta` is there for every model but eta when eta was
+compared: the per-seed difference (same seed index, so the same initialisation
+seed offset and data order) says whether a gap is larger than the seed noise.
+It also records the share of eval examples whose history is longer than k: where
+that share is small, retrieval selects (almost) everything and ETA is full attention.
 """
 
 import dataclasses
@@ -17,12 +32,18 @@ import numpy as np
 import tensorflow_transform as tft
 from tfx.orchestration import metadata
 
+from components import events
 from eta_ctr.config import EtaConfig
 from models.evaluation import evaluate
 from models.trainer import train_model
 from pipeline.local_runner import METADATA_FILE, run_local
 
 log = logging.getLogger(__name__)
+
+# Per-run eval metrics summarised over seeds (models/evaluation.py evaluate()).
+METRICS = ("auc", "gauc", "logloss", "logloss_over_base_rate", "calibration")
+# The model every other is differenced against, seed by seed.
+REFERENCE = "eta"
 
 
 def transform_outputs(pipeline_root: str):
@@ -37,8 +58,15 @@ def transform_outputs(pipeline_root: str):
   return graph.uri, examples.uri
 
 
+def _split_files(examples_dir: str, split: str) -> str:
+  return os.path.join(examples_dir, f"Split-{split}", "*")
+
+
 def compare(config: EtaConfig, models: Sequence[str], seeds: int, output_dir: str,
             beam_pipeline_args=None) -> Dict:
+  """Trains each of `models` `seeds` times (seed offsets 0..seeds-1 on config.model.seed),
+  each stopping on the valid split, and scores each on eval; returns summarize()'s
+  dict after writing it (write_results)."""
   os.makedirs(output_dir, exist_ok=True)
   pipeline_root = os.path.join(output_dir, "pipeline")
   log.info("compare: ingest + Transform under %s (cached across runs)", pipeline_root)
@@ -47,8 +75,10 @@ def compare(config: EtaConfig, models: Sequence[str], seeds: int, output_dir: st
             through_transform=True)
   graph_dir, examples_dir = transform_outputs(pipeline_root)
   tft_output = tft.TFTransformOutput(graph_dir)
-  train_files = os.path.join(examples_dir, "Split-train", "*")
-  eval_files = os.path.join(examples_dir, "Split-eval", "*")
+  train_files = _split_files(examples_dir, events.SPLIT_TRAIN)
+  valid_files = (_split_files(examples_dir, events.SPLIT_VALID)
+                 if events.SPLIT_VALID in config.ingest.split_names else None)
+  eval_files = _split_files(examples_dir, events.SPLIT_EVAL)
 
   runs: Dict[str, List[Dict]] = {}
   for name in models:
@@ -58,54 +88,113 @@ def compare(config: EtaConfig, models: Sequence[str], seeds: int, output_dir: st
       run_config = config.replace(model=model_config)
       log.info("compare: %s seed %d/%d", name, seed + 1, seeds)
       started = time.time()
-      model, train_metrics = train_model(run_config, graph_dir, train_files, eval_files)
+      model, train_metrics = train_model(run_config, graph_dir, train_files, valid_files)
       result = evaluate(model, eval_files, tft_output, model_config.top_k)
-      result.update(train_examples_per_second=train_metrics["train_examples_per_second"],
-                    parameters=train_metrics["parameters"],
+      result.update(seed=model_config.seed,
+                    **{key: train_metrics[key] for key in (
+                        "best_step", "steps_trained", "stopped_early",
+                        "train_examples_per_second", "parameters")},
+                    valid_logloss=train_metrics.get("valid_logloss"),
                     seconds=time.time() - started)
-      log.info("compare: %s seed %d: auc %.4f gauc %.4f logloss %.4f", name, seed,
-               result["auc"], result["gauc"], result["logloss"])
+      log.info("compare: %s seed %d: step %d of %d, auc %.4f gauc %.4f logloss %.4f", name,
+               seed, result["best_step"], result["steps_trained"], result["auc"],
+               result["gauc"], result["logloss"])
       runs.setdefault(name, []).append(result)
   results = summarize(runs, config, seeds)
   write_results(results, output_dir)
   return results
 
 
-def summarize(runs: Dict[str, List[Dict]], config: EtaConfig, seeds: int) -> Dict:
-  def stat(values):
-    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+def stat(values: Sequence[float]) -> Dict[str, float]:
+  """{mean, std, n}: std is the sample standard deviation (n - 1), 0 for one value."""
+  values = np.asarray(values, dtype=np.float64)
+  return {"mean": float(np.mean(values)),
+          "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+          "n": int(len(values))}
 
+
+def paired_differences(results: List[Dict], reference: List[Dict],
+                       metrics: Sequence[str] = METRICS) -> Dict[str, Dict[str, float]]:
+  """{metric: stat(result[i][metric] - reference[i][metric])}: the runs paired by seed
+  index (positive = above the reference).
+
+  Raises:
+    ValueError: the two lists differ in length (the seeds cannot be paired).
+  """
+  if len(results) != len(reference):
+    raise ValueError(f"cannot pair {len(results)} runs with {len(reference)} of the "
+                     "reference: compare both over the same seeds")
+  return {metric: stat([r[metric] - ref[metric] for r, ref in zip(results, reference)])
+          for metric in metrics}
+
+
+def summarize(runs: Dict[str, List[Dict]], config: EtaConfig, seeds: int) -> Dict:
+  """The results dict (see the module doc) of {model: [per-seed results]}."""
   models = {}
+  reference = runs.get(REFERENCE)
   for name, results in runs.items():
-    models[name] = {metric: stat([r[metric] for r in results])
-                    for metric in ("auc", "gauc", "logloss")}
+    models[name] = {metric: stat([r[metric] for r in results]) for metric in METRICS}
+    models[name]["best_step"] = stat([r["best_step"] for r in results])
+    if reference is not None and name != REFERENCE:
+      models[name]["vs_" + REFERENCE] = paired_differences(results, reference)
     models[name].update(
         train_examples_per_second=float(np.median([r["train_examples_per_second"]
                                                    for r in results])),
         parameters=results[0]["parameters"], runs=results)
   first = next(iter(runs.values()))[0]
-  return {"models": models, "seeds": seeds, "eval_examples": first["examples"],
+  return {"models": models, "reference": REFERENCE if reference is not None else None,
+          "seeds": seeds, "eval_examples": first["examples"],
           "history_longer_than_k": first["history_longer_than_k"],
-          "config": {"model": dataclasses.asdict(config.model),
-                     "trainer": dataclasses.asdict(config.trainer),
-                     "source": dataclasses.asdict(config.source)}}
+          "config": {section: dataclasses.asdict(getattr(config, section))
+                     for section in ("source", "ingest", "model", "trainer")}}
+
+
+def _pm(value: Dict[str, float], digits: int = 4, sign: str = "") -> str:
+  return f"{value['mean']:{sign}.{digits}f} ± {value['std']:.{digits}f}"
+
+
+def _selection_line(config: Dict) -> str:
+  trainer, ingest = config["trainer"], config.get("ingest", {})
+  if not ingest.get("valid_fraction", 0):
+    return (f"no valid split: every model trained the whole budget of "
+            f"{trainer['train_steps']:,} steps")
+  return (f"stopping step chosen on the valid split (each user's last "
+          f"{ingest['valid_fraction']:.0%} of train-period events), never on eval: budget "
+          f"{trainer['train_steps']:,} steps for every model, validation every "
+          f"{trainer['validate_every_steps']:,}, patience {trainer['patience']}")
 
 
 def results_table(results: Dict) -> str:
+  """results.md's table: mean ± sample std over seeds, paired differences vs eta."""
   model = results["config"]["model"]
+  reference = results.get("reference")
+  delta = f"Δ vs {reference} (paired)" if reference else None
   lines = [f"L={model['long_seq_len']} S={model['short_seq_len']} k={model['top_k']} "
            f"bits={model['hash_bits']}, {results['seeds']} seed(s), "
            f"{results['eval_examples']:,} eval examples, "
            f"{results['history_longer_than_k']:.1%} with history longer than k", "",
-           "| model | AUC | GAUC | logloss | train ex/s | params |",
-           "|---|---|---|---|---|---|"]
+           _selection_line(results["config"]) + ".",
+           "Mean ± sample std over seeds"
+           + (f"; Δ = model − {reference} per seed (same seed index), mean ± std."
+              if reference else "."), ""]
+  columns = ["model", "AUC"] + ([f"AUC {delta}"] if delta else []) + ["GAUC"] + (
+      [f"GAUC {delta}"] if delta else []) + [
+          "logloss", "logloss − base rate", "calibration", "chosen step", "train ex/s",
+          "params"]
+  lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
   ranked = sorted(results["models"].items(), key=lambda kv: -kv[1]["auc"]["mean"])
   for name, row in ranked:
-    lines.append(
-        f"| {name} | {row['auc']['mean']:.4f} ± {row['auc']['std']:.4f} "
-        f"| {row['gauc']['mean']:.4f} ± {row['gauc']['std']:.4f} "
-        f"| {row['logloss']['mean']:.4f} ± {row['logloss']['std']:.4f} "
-        f"| {row['train_examples_per_second']:,.0f} | {row['parameters']:,} |")
+    paired = row.get("vs_" + reference) if reference else None
+    cells = [name, _pm(row["auc"])]
+    if delta:
+      cells.append(_pm(paired["auc"], sign="+") if paired else "—")
+    cells.append(_pm(row["gauc"]))
+    if delta:
+      cells.append(_pm(paired["gauc"], sign="+") if paired else "—")
+    cells += [_pm(row["logloss"]), _pm(row["logloss_over_base_rate"], sign="+"),
+              _pm(row["calibration"], digits=3), _pm(row["best_step"], digits=0),
+              f"{row['train_examples_per_second']:,.0f}", f"{row['parameters']:,}"]
+    lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 
@@ -124,15 +213,27 @@ def plot_results(results: Dict, path: str):
   import matplotlib.pyplot as plt
   ranked = sorted(results["models"].items(), key=lambda kv: kv[1]["auc"]["mean"])
   names = [name for name, _ in ranked]
-  figure, axes = plt.subplots(1, 2, figsize=(10, 0.5 * len(names) + 1.5))
+  reference = results.get("reference")
+  colors = ["tab:red" if name == REFERENCE else "tab:gray" for name in names]
+  panels = 3 if reference else 2
+  figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 0.5 * len(names) + 1.5))
   for axis, metric in zip(axes, ("auc", "gauc")):
     means = [row[metric]["mean"] for _, row in ranked]
     stds = [row[metric]["std"] for _, row in ranked]
-    colors = ["tab:red" if name == "eta" else "tab:gray" for name in names]
     axis.barh(names, means, xerr=stds, color=colors)
     low = min(means) - 3 * max(max(stds), 0.002)
     axis.set_xlim(max(0.0, low), max(means) + 3 * max(max(stds), 0.002))
     axis.set_title(f"eval {metric.upper()} (mean ± std over {results['seeds']} seeds)")
+  if reference:
+    axis = axes[2]
+    paired = [row.get("vs_" + reference, {}).get("auc", {"mean": 0.0, "std": 0.0})
+              for _, row in ranked]
+    axis.barh(names, [p["mean"] for p in paired], xerr=[p["std"] for p in paired],
+              color=colors)
+    axis.axvline(0.0, color="black", linewidth=0.8)
+    reach = max([abs(p["mean"]) + p["std"] for p in paired] + [0.001])
+    axis.set_xlim(-1.2 * reach, 1.2 * reach)  # symmetric: which side of eta is plain
+    axis.set_title(f"AUC − {reference}, paired per seed (mean ± std)")
   figure.tight_layout()
   figure.savefig(path, dpi=110)
   plt.close(figure)

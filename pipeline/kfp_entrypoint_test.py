@@ -68,7 +68,7 @@ def test_example_gen_runs_through_the_kfp_v2_entry_points(tmp_path):
     output = json.load(handle)
   metadata = output["artifacts"]["examples"]["artifacts"][0]["metadata"]
   assert metadata["rows_read"] == events and metadata["rows_rejected"] == 0
-  for split in ("Split-train", "Split-eval"):
+  for split in ("Split-train", "Split-valid", "Split-eval"):
     assert os.listdir(f"{task_root}/examples/{split}")
   with open(f"{task_root}/examples/ingest_report.json") as handle:
     assert json.load(handle)["examples_total"] == events

@@ -10,7 +10,11 @@ TFJob entry point (kubeflow/tfjob.yaml runs it on every replica):
       --transform-graph  gs://ROOT/.../Transform/transform_graph/ID
       --transformed-examples gs://ROOT/.../Transform/transformed_examples/ID
       --serving-model-dir gs://BUCKET/models/NAME --model-run-dir gs://BUCKET/runs/NAME
-      [--train-steps N] [--eval-steps N] [--distribution auto]
+      [--train-steps N] [--validation-steps N] [--distribution auto]
+
+run_fn fits on Split-train and chooses its stopping step on Split-valid (Split-eval
+is never read; without a valid split the whole budget is trained), as under the
+TFX Trainer.
 """
 
 import argparse
@@ -38,13 +42,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                       help="the Transform component's transform_graph artifact directory")
   parser.add_argument("--transformed-examples", required=True,
                       help="the Transform component's transformed_examples artifact "
-                           "directory (holding Split-train/ and Split-eval/)")
+                           "directory (holding Split-train/, Split-valid/, Split-eval/)")
   parser.add_argument("--serving-model-dir", required=True,
                       help="where the chief exports the SavedModel")
   parser.add_argument("--model-run-dir", required=True,
                       help="TensorBoard logs and metrics.json (the chief's)")
   parser.add_argument("--train-steps", type=int, help="default: the configuration's")
-  parser.add_argument("--eval-steps", type=int, help="default: the configuration's")
+  parser.add_argument("--validation-steps", type=int,
+                      help="batches per validation; default: the configuration's")
   parser.add_argument("--distribution", default="auto",
                       help="auto, default, mirrored or multi_worker (models/distribution.py)")
   return parser.parse_args(argv)
@@ -69,17 +74,20 @@ def eta_config_json(text: str) -> str:
 
 
 def make_fn_args(args: argparse.Namespace, config_json: str):
-  """The FnArgs the TFX Trainer would give run_fn for these artifacts."""
+  """The FnArgs the TFX Trainer would give run_fn for these artifacts (eval_files:
+  pipeline.pipeline.trainer_eval_split's, the valid split)."""
   from tfx.components.trainer.fn_args_utils import FnArgs
+  from components import events
   from eta_ctr.config import EtaConfig
+  from pipeline.pipeline import trainer_eval_split
   config = EtaConfig.from_json(config_json)
   examples = args.transformed_examples.rstrip("/")
   return FnArgs(
       working_dir=args.model_run_dir,
-      train_files=[f"{examples}/Split-train/*"],
-      eval_files=[f"{examples}/Split-eval/*"],
+      train_files=[f"{examples}/Split-{events.SPLIT_TRAIN}/*"],
+      eval_files=[f"{examples}/Split-{trainer_eval_split(config.ingest)}/*"],
       train_steps=args.train_steps or config.trainer.train_steps,
-      eval_steps=args.eval_steps or config.trainer.eval_steps,
+      eval_steps=args.validation_steps or config.trainer.validation_steps,
       transform_graph_path=args.transform_graph,
       transform_output=args.transform_graph,
       serving_model_dir=args.serving_model_dir,

@@ -6,12 +6,12 @@ import os
 import pytest
 import yaml
 
-from eta_ctr.config import EtaConfig, SourceConfig, TrainerConfig
+from eta_ctr.config import EtaConfig, IngestConfig, SourceConfig, TrainerConfig
 from pipeline import kubeflow_v2_runner as runner, kubeflow_training as training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = EtaConfig(source=SourceConfig(format="csv", path="gs://b/logs/*.csv"),
-                   trainer=TrainerConfig(train_steps=123, eval_steps=7))
+                   trainer=TrainerConfig(train_steps=123, validation_steps=7))
 ARGV = ["--config", "cfg.json", "--transform-graph", "gs://b/root/Transform/transform_graph",
         "--transformed-examples", "gs://b/root/Transform/transformed_examples/",
         "--serving-model-dir", "gs://b/models/r1", "--model-run-dir", "gs://b/runs/r1"]
@@ -21,11 +21,16 @@ def test_fn_args_are_what_the_tfx_trainer_would_pass():
   args = training.parse_args(ARGV + ["--train-steps", "50"])
   fn_args = training.make_fn_args(args, CONFIG.to_json())
   assert fn_args.train_files == ["gs://b/root/Transform/transformed_examples/Split-train/*"]
-  assert fn_args.eval_files == ["gs://b/root/Transform/transformed_examples/Split-eval/*"]
+  # The valid split: run_fn chooses its stopping step there, never on eval.
+  assert fn_args.eval_files == ["gs://b/root/Transform/transformed_examples/Split-valid/*"]
   assert fn_args.transform_output == "gs://b/root/Transform/transform_graph"
   assert (fn_args.train_steps, fn_args.eval_steps) == (50, 7)
   assert fn_args.serving_model_dir == "gs://b/models/r1"
   assert EtaConfig.from_json(fn_args.custom_config["eta_config"]) == CONFIG
+  # Without a valid split the Trainer's default eval split; run_fn does not read it.
+  no_valid = CONFIG.replace(ingest=IngestConfig(valid_fraction=0))
+  assert training.make_fn_args(args, no_valid.to_json()).eval_files == [
+      "gs://b/root/Transform/transformed_examples/Split-eval/*"]
 
 
 @pytest.mark.parametrize("fmt", ["yaml", "json"])

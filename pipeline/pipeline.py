@@ -8,6 +8,11 @@ the click-log ExampleGen, the curated schema and the validation gate.
 The schema is generated from the config, never inferred from a split, and the
 gate stops the run before Transform on an anomaly that would break training.
 
+Splits (components/events.py): Transform analyzes `train` alone and transforms
+every split; the Trainer fits on `train` and chooses its stopping step on `valid`
+(its eval_args; without a valid split it trains the whole budget); the Evaluator
+scores `eval` alone, which nothing before it has seen.
+
 Functions are referenced by import path (no module-file wheels), so the same
 pipeline compiles for Kubeflow with the project baked into the image.
 """
@@ -18,8 +23,9 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2  # noqa: F401  (keeps proto registry loaded)
 
+from components import events
 from components.example_gen import ClickLogExampleGen
-from eta_ctr.config import ETA_CONFIG_KEY, EtaConfig
+from eta_ctr.config import ETA_CONFIG_KEY, EtaConfig, IngestConfig
 from models.preprocessing import transform_custom_config
 from pipeline.curated_schema_gen import CuratedSchemaGen
 from pipeline.evaluation import make_eval_config
@@ -48,6 +54,8 @@ def data_components(config: EtaConfig, schema: Optional[schema_pb2.Schema] = Non
       examples=example_gen.outputs["examples"],
       schema=gate.outputs[VALIDATED_SCHEMA_KEY],
       preprocessing_fn=PREPROCESSING_FN,
+      splits_config=tfx.proto.SplitsConfig(analyze=[events.SPLIT_TRAIN],
+                                           transform=list(config.ingest.split_names)),
       custom_config=transform_custom_config(config.model), disable_statistics=True)
   return [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
 
@@ -77,6 +85,12 @@ def create_pipeline(config: EtaConfig, pipeline_name: str, pipeline_root: str,
       beam_pipeline_args=beam_pipeline_args or ["--direct_running_mode=in_memory"])
 
 
+def trainer_eval_split(ingest: IngestConfig) -> str:
+  """The split the Trainer's eval_files hold: `valid`, where it chooses the stopping
+  step; `eval` when there is no valid split (run_fn then only trains the budget)."""
+  return events.SPLIT_VALID if events.SPLIT_VALID in ingest.split_names else events.SPLIT_EVAL
+
+
 def _model_components(config, custom_config, example_gen, gate, transform, serving_dir):
   """Trainer -> latest blessed model -> Evaluator -> Pusher."""
   trainer = tfx.components.Trainer(
@@ -84,8 +98,10 @@ def _model_components(config, custom_config, example_gen, gate, transform, servi
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       schema=gate.outputs[VALIDATED_SCHEMA_KEY],
-      train_args=tfx.proto.TrainArgs(num_steps=config.trainer.train_steps),
-      eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps or 0),
+      train_args=tfx.proto.TrainArgs(splits=[events.SPLIT_TRAIN],
+                                     num_steps=config.trainer.train_steps),
+      eval_args=tfx.proto.EvalArgs(splits=[trainer_eval_split(config.ingest)],
+                                   num_steps=config.trainer.validation_steps or 0),
       custom_config=custom_config)
   model_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -94,7 +110,7 @@ def _model_components(config, custom_config, example_gen, gate, transform, servi
   ).with_id("latest_blessed_model_resolver")
   evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-      baseline_model=model_resolver.outputs["model"],
+      baseline_model=model_resolver.outputs["model"], example_splits=[events.SPLIT_EVAL],
       eval_config=make_eval_config(config.evaluation))
   pusher = tfx.components.Pusher(
       model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],

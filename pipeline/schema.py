@@ -18,8 +18,8 @@ Every feature is in every example (presence min_fraction 1; an empty history is
 an empty list, not a missing feature), and no feature has a lifecycle stage.
 
 These are the representations SchemaGen(infer_feature_shape=True) gave before,
-so preprocessing_fn reads the same tensors. Every split must hold at least one
-example (dataset_constraints), and `category` carries the drift threshold the
+so preprocessing_fn reads the same tensors. Every split (train, valid, eval)
+must hold at least one example (dataset_constraints), and `category` carries the drift threshold the
 validation gate applies between the train and eval splits (pipeline/drift.py).
 """
 

@@ -6,8 +6,13 @@ from typing import Any, Dict, Optional
 
 from tfx.orchestration import metadata
 
+from pipeline.evaluation import blessing_rules
 from pipeline.local_runner import METADATA_FILE
 from pipeline.validation_gate import DRIFT_PROPERTY
+
+# What the summary shows of the Trainer's metrics.json (models/trainer.py).
+TRAINING_KEYS = ("best_step", "steps_trained", "train_steps_budget", "stopped_early",
+                 "valid_logloss", "valid_auc")
 
 
 def _latest(store, type_name, with_property=None):
@@ -16,9 +21,22 @@ def _latest(store, type_name, with_property=None):
   return max(artifacts, key=lambda a: a.id) if artifacts else None
 
 
+def _training(model_run_uri: str) -> Optional[Dict[str, Any]]:
+  """TRAINING_KEYS of the Trainer's metrics.json, or None when it has none."""
+  import tensorflow as tf
+  from models.trainer import METRICS_FILE
+  path = os.path.join(model_run_uri, METRICS_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as handle:
+    metrics = json.load(handle)
+  return {key: metrics[key] for key in TRAINING_KEYS if key in metrics}
+
+
 def run_summary(pipeline_root: str) -> Dict[str, Any]:
-  """Metrics, blessing (and why not), pushed model path, ingest counts and drift
-  (ValidationGate's lines: eval against train, non-blocking anomalies) of the latest run."""
+  """Metrics, blessing (its rules, and why not), pushed model path, ingest counts,
+  drift (ValidationGate's lines: eval against train, non-blocking anomalies) and
+  the Trainer's chosen step (`training`) of the latest run."""
   import tensorflow_model_analysis as tfma
   config = metadata.sqlite_metadata_connection_config(os.path.join(pipeline_root,
                                                                    METADATA_FILE))
@@ -32,6 +50,10 @@ def run_summary(pipeline_root: str) -> Dict[str, Any]:
     gate = _latest(store, "Schema", with_property=DRIFT_PROPERTY)
     if gate is not None:
       summary["drift"] = json.loads(gate.custom_properties[DRIFT_PROPERTY].string_value)
+    model_run = _latest(store, "ModelRun")
+    training = _training(model_run.uri) if model_run is not None else None
+    if training:
+      summary["training"] = training
     evaluation = _latest(store, "ModelEvaluation")
     if evaluation is not None:
       result = tfma.load_eval_result(evaluation.uri)
@@ -41,6 +63,7 @@ def run_summary(pipeline_root: str) -> Dict[str, Any]:
       summary["change_vs_last_blessed"] = {
           name[:-len("_diff")]: value["doubleValue"] for name, value in overall.items()
           if "doubleValue" in value and name.endswith("_diff")}
+      summary["blessing_rules"] = blessing_rules(result.config)
       validation = tfma.load_validation_result(evaluation.uri)
       summary["blessed"] = bool(validation.validation_ok)
       if not validation.validation_ok:
@@ -58,7 +81,7 @@ def run_summary(pipeline_root: str) -> Dict[str, Any]:
 
 def format_summary(summary: Dict[str, Any], serving_dir: Optional[str] = None) -> str:
   """The summary as the lines `eta run` prints: ingest, drift (one `drift: ...` line
-  each), eval metrics, blessing and push."""
+  each), training (the chosen step), eval metrics, blessing (its rules) and push."""
   lines = []
   if "ingest" in summary:
     ingest = summary["ingest"]
@@ -66,6 +89,18 @@ def format_summary(summary: Dict[str, Any], serving_dir: Optional[str] = None) -
                  f"{ingest['rows_rejected']:,} rejected, {ingest['examples_total']:,} examples")
   for drift in summary.get("drift", []):
     lines.append(f"drift:    {drift}")
+  if "training" in summary:
+    training = summary["training"]
+    line = (f"training: chose step {training['best_step']:,} of "
+            f"{training.get('steps_trained', training['best_step']):,} trained (budget "
+            f"{training.get('train_steps_budget', training['best_step']):,}")
+    line += ", stopped early" if training.get("stopped_early") else ""
+    if "valid_logloss" in training:
+      line += f"), valid logloss {training['valid_logloss']:.5f}"
+      line += f", valid auc {training['valid_auc']:.5f}" if "valid_auc" in training else ""
+    else:
+      line += "), no valid split"
+    lines.append(line)
   if summary.get("metrics"):
     lines.append("eval metrics:")
   for name, value in sorted(summary.get("metrics", {}).items()):
@@ -75,7 +110,9 @@ def format_summary(summary: Dict[str, Any], serving_dir: Optional[str] = None) -
     change = summary["change_vs_last_blessed"]
     lines.append("vs last blessed: " + ", ".join(f"{k} {v:+.5f}" for k, v in sorted(change.items())))
   if "blessed" in summary:
-    lines.append(f"blessed:  {'yes' if summary['blessed'] else 'NO'}")
+    rules = summary.get("blessing_rules")
+    lines.append(f"blessed:  {'yes' if summary['blessed'] else 'NO'}"
+                 + (f"   (needs {'; '.join(rules)})" if rules else ""))
     for reason in summary.get("not_blessed_because", []):
       lines.append(f"  because {reason}")
   if summary.get("pushed"):

@@ -49,15 +49,19 @@ class ValidationGateSpec(types.ComponentSpec):
   OUTPUTS = {VALIDATED_SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema)}
 
 
+# Splits every run has (valid only with IngestConfig.valid_fraction > 0).
+REQUIRED_SPLITS = (events.SPLIT_TRAIN, events.SPLIT_EVAL)
+
+
 def read_findings(anomalies: types.Artifact, schema) -> List[anomaly_rules.Finding]:
   """The classified anomalies of every split of an ExampleAnomalies artifact.
 
-  A split the pipeline needs (train, eval) that has no anomalies file is itself
+  A split every run needs (train, eval) that has no anomalies file is itself
   a blocking finding.
   """
   splits = artifact_utils.decode_split_names(anomalies.split_names)
   findings = []
-  for split in events.SPLITS:
+  for split in REQUIRED_SPLITS:
     if split not in splits:
       findings.append(anomaly_rules.Finding(split, anomaly_rules.DATASET, "NOT_VALIDATED",
                                             "ExampleValidator did not check this split", True))
@@ -85,7 +89,7 @@ class Executor(base_executor.BaseExecutor):
 
     statistics = artifact_utils.get_single_instance(input_dict[STATISTICS_KEY])
     train, eval_ = (stats_artifact_utils.load_statistics(statistics, split).proto()
-                    for split in events.SPLITS)
+                    for split in (events.SPLIT_TRAIN, events.SPLIT_EVAL))
     drift = [str(finding) for finding in findings] + split_drift(train, eval_, schema)
 
     output = artifact_utils.get_single_instance(output_dict[VALIDATED_SCHEMA_KEY])
@@ -99,7 +103,7 @@ class ValidationGate(base_component.BaseComponent):
   valid data.
 
   Args:
-    statistics: StatisticsGen's ExampleStatistics (train and eval).
+    statistics: StatisticsGen's ExampleStatistics (train, [valid,] eval).
     anomalies: ExampleValidator's ExampleAnomalies of those statistics.
     schema: the schema they were validated against.
   """

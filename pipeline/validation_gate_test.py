@@ -41,12 +41,12 @@ def _schema_artifact(tmp_path):
 
 def _statistics_artifact(tmp_path):
   """train: one user's first 4 events, eval: the rest (longer histories)."""
+  ingest = IngestConfig(max_history=8, eval_fraction=0.34, valid_fraction=0)
   statistics = _artifact(standard_artifacts.ExampleStatistics, tmp_path / "stats",
-                         events.SPLITS)
-  records = {split: [] for split in events.SPLITS}
+                         ingest.split_names)
+  records = {split: [] for split in ingest.split_names}
   user_events = [Event("u", f"i{k}", f"c{k % 2}", 10 * k, 1) for k in range(6)]
-  for kind, payload in histories.build_user_examples(
-      "u", user_events, IngestConfig(max_history=8, eval_fraction=0.34)):
+  for kind, payload in histories.build_user_examples("u", user_events, ingest):
     if kind == histories.EXAMPLE:
       records[payload[0]].append(payload[1])
   for split, split_records in records.items():

@@ -4,15 +4,14 @@ and a clean exit on SIGINT even when started with SIGINT ignored."""
 import argparse
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 
 
 from serving import cli, model_server
 from serving import server as server_lib
+from serving.testing import output_lines
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -79,18 +78,6 @@ def test_predict_prints_ranked_candidates_with_retrieved_behaviours(server, tmp_
   assert "INVALID_ARGUMENT" in err and "is not before request_time=85" in err
 
 
-def _lines(process):
-  lines = queue.Queue()
-
-  def pump():
-    for line in process.stdout:
-      lines.put(line)
-    lines.put(None)
-
-  threading.Thread(target=pump, daemon=True).start()
-  return lines
-
-
 def test_serve_stops_cleanly_on_sigint_even_if_started_with_it_ignored(model_dir):
   process = subprocess.Popen(
       [sys.executable, "-m", "serving.cli", "serve", "--model-dir", model_dir,
@@ -98,7 +85,7 @@ def test_serve_stops_cleanly_on_sigint_even_if_started_with_it_ignored(model_dir
       cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
   try:
-    lines, seen = _lines(process), []
+    lines, seen = output_lines(process), []
     while not any("eta serve: model 'eta'" in line for line in seen):
       line = lines.get(timeout=60)
       assert line is not None, "".join(seen)

@@ -9,6 +9,9 @@ candidate); `score` also returns the first k history positions as "retrieved"
 
 import http.client
 import json
+import queue
+import subprocess  # noqa: F401  (output_lines' type)
+import threading
 import urllib.parse
 from typing import List, Tuple
 
@@ -160,6 +163,20 @@ def bad_requests(query: requests.ScoreQuery = QUERY
 
 
 # --- servers -------------------------------------------------------------------
+
+def output_lines(process: "subprocess.Popen") -> "queue.Queue":
+  """A text-mode process's output lines on a queue (None at the end), read by a
+  thread so that the pipe never fills up while a test waits for something else."""
+  lines = queue.Queue()
+
+  def pump():
+    for line in process.stdout:
+      lines.put(line)
+    lines.put(None)
+
+  threading.Thread(target=pump, daemon=True).start()
+  return lines
+
 
 def start_server(model_dir: str, wait_seconds: float = 60, **overrides) -> ModelServer:
   """A server on free loopback ports (REST too), polling fast, with a version loaded."""

@@ -12,7 +12,8 @@ from eta_ctr import cli
 # Small enough for CI (a few minutes on 2 cores), large enough that every
 # component has real work and the model clears the blessing floor below.
 MODEL_FLAGS = ("--long-seq-len", "64", "--short-seq-len", "8", "--top-k", "8",
-               "--embedding-dim", "16", "--train-steps", "150", "--batch-size", "128")
+               "--embedding-dim", "16", "--train-steps", "150", "--batch-size", "128",
+               "--validate-every-steps", "100")
 AUC_FLOOR = ("--auc-floor", "0.5")
 
 

@@ -44,7 +44,8 @@ def test_example_gen_runs_in_local_dag_runner_and_caches(tmp_path):
   artifacts, executions = _examples_artifacts(tmp_path)
   assert len(artifacts) == 1
   artifact = artifacts[0]
-  assert json.loads(artifact.properties["split_names"].string_value) == ["train", "eval"]
+  assert json.loads(artifact.properties["split_names"].string_value) == [
+      "train", "valid", "eval"]
   assert artifact.custom_properties["rows_read"].int_value == rows
   assert artifact.custom_properties["rows_rejected"].int_value == 0
   with open(os.path.join(artifact.uri, "ingest_report.json")) as handle:
@@ -86,8 +87,8 @@ def test_eta_run_stops_in_the_ingest_when_the_eval_split_is_empty(tmp_path, caps
                    "--serving-dir", str(tmp_path / "serving")]) == 1
   err = capsys.readouterr().err
   assert ("eta run FAILED in ClickLogExampleGen: SplitTooSmall: the eval split is empty: "
-          "0 examples, train 600.\nOf 300 users, 0 have fewer than 2 events, 300 have no "
-          "event in eval and 0 none in train.\n") in err
+          "0 examples, train 600, valid 0.\nOf 300 users, 0 have fewer than 2 events, 300 "
+          "have no event in eval and 0 none in train, 300 none in valid.\n") in err
   assert "--eval-cutoff TIME" in err and "a larger --eval-fraction" in err
   (kept,) = glob.glob(str(root / "ClickLogExampleGen" / "failed_ingest" / "*"))
   assert f"The ingest report and the dead letters are in {kept}" in err

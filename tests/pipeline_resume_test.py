@@ -1,11 +1,9 @@
 """A pipeline run killed mid-way re-runs to completion without using half-written artifacts."""
 
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -13,6 +11,7 @@ from tfx.orchestration import metadata
 
 from components import synth
 from pipeline.local_runner import METADATA_FILE
+from serving.testing import output_lines
 
 pytestmark = pytest.mark.e2e
 
@@ -24,20 +23,6 @@ def _eta_run(args):
   env.pop("TF_USE_LEGACY_KERAS", None)
   return subprocess.Popen([sys.executable, "-m", "eta_ctr.cli", *args], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _lines(process):
-  """The process's output lines on a queue (None at the end), read by a thread so
-  that the pipe never fills up while the test waits for something else."""
-  lines = queue.Queue()
-
-  def pump():
-    for line in process.stdout:
-      lines.put(line)
-    lines.put(None)
-
-  threading.Thread(target=pump, daemon=True).start()
-  return lines
 
 
 def _written_files(directory):
@@ -56,7 +41,7 @@ def test_killed_run_resumes_to_completion(tmp_path):
           "--embedding-dim", "8", "--train-steps", "100", "--auc-floor", "0.5"]
 
   process = _eta_run(args)
-  lines, seen = _lines(process), []
+  lines, seen = output_lines(process), []
   while not any("Transform running" in line for line in seen):
     line = lines.get(timeout=300)
     assert line is not None, "".join(seen)

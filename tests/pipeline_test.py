@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -65,6 +66,27 @@ def test_every_component_succeeds_and_the_pushed_model_scores_examples(run):
   assert probabilities.shape == (len(records),)
   assert ((probabilities > 0) & (probabilities < 1)).all()
   assert summary["metrics"]["example_count"] > 0 and 0.5 < summary["metrics"]["auc"] <= 1
+  # The Evaluator scored the eval split alone; the blessing's rules are in the summary.
+  with _store(run) as handle:
+    examples = [a for a in handle.store.get_artifacts_by_type("Examples")
+                if "rows_read" in a.custom_properties][-1]
+    model_run = handle.store.get_artifacts_by_type("ModelRun")[-1]
+  report = json.loads(examples.custom_properties["ingest_report"].string_value)
+  assert summary["metrics"]["example_count"] == report["examples"]["eval"]
+  assert summary["metrics"]["logloss_over_base_rate"] <= 0
+  assert abs(summary["metrics"]["calibration"] - 1) <= 0.2
+  # (The AUC change rule joins once there is a blessed model to compare with.)
+  assert summary["blessing_rules"] == ["auc >= 0.5", "logloss_over_base_rate <= 0",
+                                       "calibration in [0.8, 1.2]"]
+  # The Trainer chose its step on the valid split, within the budget (150 steps,
+  # validated at 100 and 150): metrics.json and the summary say which.
+  with open(os.path.join(model_run.uri, "metrics.json")) as handle:
+    trained = json.load(handle)
+  assert [entry["step"] for entry in trained["validation_history"]] == [100, 150]
+  assert trained["best_step"] in (100, 150) and trained["train_steps_budget"] == 150
+  best = min(trained["validation_history"], key=lambda entry: entry["logloss"])
+  assert trained["best_step"] == best["step"] and trained["valid_logloss"] == best["logloss"]
+  assert summary["training"]["best_step"] == trained["best_step"]
 
 
 @pytest.mark.parametrize("model_name", ["eta", "din_long"])
@@ -79,7 +101,7 @@ def test_export_equals_in_process_model_and_score_equals_serving_default(run, tm
       run["args"] + ["--model", model_name, "--train-steps", "30"]),
       source=EtaConfig().source)
   model, _ = train_model(config, transform_graph, os.path.join(transformed, "Split-train", "*"),
-                         os.path.join(transformed, "Split-eval", "*"))
+                         os.path.join(transformed, "Split-valid", "*"))
   import tensorflow_transform as tft
   tft_output = tft.TFTransformOutput(transform_graph)
   export_dir = export_serving_model(model, tft_output, config, str(tmp_path / "model"))
@@ -138,7 +160,9 @@ def test_second_run_hits_the_cache(run, capsys):
 
 def test_blessing_refuses_a_bad_model_and_nothing_is_pushed(run, capsys):
   before = sorted(os.listdir(run["serving"]))
-  # A different learning rate makes a new model; the AUC floor cannot be met.
+  # A learning rate of 0 leaves the model as initialised: its predictions carry no
+  # information, so its logloss is above the base-rate predictor's; and the AUC floor
+  # cannot be met.
   assert cli.main(run["args"] + ["--learning-rate", "0.0", "--auc-floor", "0.99"]) == 0
   captured = capsys.readouterr()
   # Only the model changed: ingest and Transform come from the cache.
@@ -146,6 +170,13 @@ def test_blessing_refuses_a_bad_model_and_nothing_is_pushed(run, capsys):
   assert "Transform reused from cache" in captured.err
   summary = _summary(run)
   assert summary["blessed"] is False and summary["pushed"] is False
-  assert any("auc" in reason.lower() for reason in summary["not_blessed_because"])
+  metrics = summary["metrics"]
+  assert metrics["logloss_over_base_rate"] > 0
+  # Refused for exactly the rules it breaks (calibration: |mean prediction / mean label
+  # - 1| <= 0.2, which an untrained model near 0.5 may or may not meet on this log).
+  failed = set(re.findall(r'^\s*name: "(\w+)"', "\n".join(summary["not_blessed_because"]),
+                          re.MULTILINE))
+  assert failed == {"auc", "logloss_over_base_rate"} | (
+      {"calibration"} if abs(metrics["calibration"] - 1) > 0.2 else set())
   assert sorted(os.listdir(run["serving"])) == before
   assert "blessed:  NO" in captured.out

@@ -277,3 +277,31 @@ def test_sigterm_stops_a_serving_process_cleanly(model_dir, pushed):
     if process.poll() is None:
       process.kill()
       process.wait()
+
+
+def test_ids_the_ingest_accepts_are_scored_by_both_signatures(pushed, stub):
+  """One id rule (components/rules.py): a 300-character CJK id (900 bytes of
+  UTF-8) is a valid id for the ingest, so `score` and `serving_default` both
+  score it; a history event at the request's own second is refused, since the
+  ingest never puts one in a history."""
+  cjk = "\u5546" * 300
+  query = _query(pushed)
+  inputs = requests.score_inputs(query)
+  inputs[signatures.ITEM_IDS] = np.array([cjk.encode()] * len(inputs[signatures.ITEM_IDS]),
+                                         dtype=object)
+  scored = outputs(stub.Predict(requests.predict_request("eta", "score", inputs), timeout=30))
+  assert np.isfinite(scored["probabilities"]).all()
+  example = tf.train.Example.FromString(pushed["examples"][0].SerializeToString())
+  example.features.feature[signatures.ITEM_ID].bytes_list.value[:] = [cjk.encode()]
+  served = outputs(stub.Predict(requests.predict_request("eta", "", {
+      signatures.EXAMPLES: np.array([example.SerializeToString()], dtype=object)}),
+      timeout=30))
+  assert np.isfinite(served["probabilities"]).all()
+
+  same_second = requests.score_inputs(query)
+  same_second[signatures.REQUEST_TIME] = np.array(
+      int(same_second[signatures.HIST_TIMESTAMPS][0]), np.int64)
+  with pytest.raises(grpc.RpcError) as caught:
+    stub.Predict(requests.predict_request("eta", "score", same_second), timeout=30)
+  assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+  assert "is not before request_time" in caught.value.details()

@@ -2,7 +2,8 @@
 
 It keeps the stock FileBasedExampleGen driver, so the input files' fingerprint
 and span decide caching exactly as for CsvExampleGen, and the stock Examples
-artifact layout (Split-train/, Split-eval/), so every downstream TFX component
+artifact layout (Split-train/, Split-valid/, Split-eval/; no Split-valid/ with
+IngestConfig.valid_fraction 0), so every downstream TFX component
 reads it unchanged. Next to the splits, the artifact directory holds
 dead_letter/ and ingest_report.json, and the artifact carries the row counts as
 custom properties (visible in ML Metadata).
@@ -33,7 +34,7 @@ class ClickLogExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
 def _input_base_and_pattern(path: str, fmt: str):
   """Splits a source path into the driver's input_base and file pattern."""
   click_log_format = formats.get(fmt)
-  if click_log_format.directory_source:  # e.g. MovieLens: u.data and u.item decide the cache
+  if click_log_format.directory_source:  # e.g. MovieLens: its ratings and items files
     return path, click_log_format.input_pattern
   if os.path.isdir(path) or path.endswith("/"):  # a local or bucket directory
     return path.rstrip("/"), click_log_format.input_pattern
@@ -41,7 +42,7 @@ def _input_base_and_pattern(path: str, fmt: str):
 
 
 class ClickLogExampleGen(FileBasedExampleGen):
-  """Click log -> train/eval tf.Examples with each user's earlier behaviours.
+  """Click log -> train/valid/eval tf.Examples with each user's earlier behaviours.
 
   Args:
     config: the project configuration; `config.source` names the log and
@@ -57,8 +58,8 @@ class ClickLogExampleGen(FileBasedExampleGen):
     # The output splits are chronological and made by the executor; this config
     # only names them for downstream components.
     output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-        example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1),
-        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1)]))
+        example_gen_pb2.SplitConfig.Split(name=split, hash_buckets=1)
+        for split in config.ingest.split_names]))
     spec = ClickLogExampleGenSpec(
         input_base=input_base or base,
         input_config=input_config,

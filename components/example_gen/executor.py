@@ -15,14 +15,14 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components import events, formats, ingest, report, split_check
+from components import formats, ingest, report, split_check
 from eta_ctr.config import ETA_CONFIG_KEY, EtaConfig
 
 log = logging.getLogger(__name__)
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
-  """Writes Split-train/, Split-eval/, dead_letter/ and ingest_report.json."""
+  """Writes Split-train/, Split-valid/, Split-eval/, dead_letter/ and ingest_report.json."""
 
   def GetInputSourceToExamplePTransform(self):
     raise NotImplementedError("the click-log ingest splits by time in one pass; see Do")
@@ -37,7 +37,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         config.source, path=_resolved_source_path(config, exec_properties)))
     examples = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.EXAMPLES_KEY])
-    examples.split_names = artifact_utils.encode_split_names(list(events.SPLITS))
+    examples.split_names = artifact_utils.encode_split_names(list(config.ingest.split_names))
 
     log.info("ClickLogExampleGen: ingesting %s log %s", config.source.format,
              config.source.path)

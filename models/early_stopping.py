@@ -1,0 +1,146 @@
+"""Early stopping on the valid split within a step budget, the best weights kept.
+
+`fit_with_selection` trains a compiled Keras model for at most
+`TrainerConfig.train_steps` steps. With validation data it validates every
+`validate_every_steps` steps and after the last one, stops after `patience`
+validations without a lower `val_<metric>`, and ends with the weights of the
+best validation; `Selection` says which step that was. Without validation data
+it trains the whole budget.
+"""
+
+import dataclasses
+import logging
+import math
+import time
+from typing import Any, Dict, List, Optional
+
+import tf_keras as keras
+
+from eta_ctr.config import TrainerConfig
+from models import autograph_speedup
+
+log = logging.getLogger(__name__)
+# The validation metric training minimises: CtrModel's `logloss` on the valid split.
+MONITOR = "logloss"
+
+
+@dataclasses.dataclass
+class Selection:
+  """The stopping step training chose.
+
+  Attributes:
+    best_step: the step whose weights the model ends with (the budget without
+      validation).
+    steps_trained: steps run in all (<= the budget).
+    budget: TrainerConfig.train_steps.
+    stopped_early: True when patience ran out before the budget.
+    best: the validation metrics at best_step (unprefixed: {"logloss": ..., "auc": ...});
+      {} without validation.
+    history: [{"step": s, <metric>: value, ...}] of every validation, in order.
+    validation_seconds: wall time spent validating (not training).
+  """
+  best_step: int
+  steps_trained: int
+  budget: int
+  stopped_early: bool = False
+  best: Dict[str, float] = dataclasses.field(default_factory=dict)
+  history: List[Dict[str, float]] = dataclasses.field(default_factory=list)
+  validation_seconds: float = 0.0
+
+  def to_dict(self) -> Dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+class BestStepCallback(keras.callbacks.Callback):
+  """Validation-driven early stopping within a step budget; restores the best weights.
+
+  Counts steps in on_train_batch_end (one call per step: steps_per_execution 1,
+  compile's default), stops at `budget` steps, and on each epoch end (one
+  validation) compares `val_<monitor>` with the best so far: strictly lower is
+  better, NaN never is. After `patience` validations without improvement it
+  stops; at the end of training the best weights are set back.
+
+  Args:
+    budget: the most steps to train.
+    patience: validations without improvement before stopping; >= 1.
+    monitor: the metric (without `val_`) to minimise.
+  """
+
+  def __init__(self, budget: int, patience: int, monitor: str = MONITOR):
+    super().__init__()
+    self.budget, self.patience, self.monitor = budget, patience, monitor
+    self.steps, self.wait, self.best_value = 0, 0, math.inf
+    self.best_weights = None
+    self.selection = Selection(best_step=0, steps_trained=0, budget=budget)
+    self._test_started = None
+
+  def on_test_begin(self, logs=None):
+    self._test_started = time.perf_counter()
+
+  def on_test_end(self, logs=None):
+    self.selection.validation_seconds += time.perf_counter() - self._test_started
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.steps += 1
+    if self.steps >= self.budget:
+      self.model.stop_training = True
+
+  def on_epoch_end(self, epoch, logs=None):
+    logs = logs or {}
+    key = f"val_{self.monitor}"
+    if key not in logs:
+      raise ValueError(f"early stopping needs {key!r} in the epoch logs, got {sorted(logs)}")
+    metrics = {name[len("val_"):]: float(value) for name, value in logs.items()
+               if name.startswith("val_")}
+    self.selection.history.append({"step": self.steps, **metrics})
+    value = metrics[self.monitor]
+    if value < self.best_value:  # False for NaN
+      self.best_value, self.wait = value, 0
+      self.best_weights = self.model.get_weights()
+      self.selection.best_step, self.selection.best = self.steps, metrics
+      verdict = "best so far"
+    else:
+      self.wait += 1
+      verdict = f"no better than step {self.selection.best_step} ({self.wait}/{self.patience})"
+      if self.wait >= self.patience and self.steps < self.budget:
+        self.model.stop_training = True
+        self.selection.stopped_early = True
+    log.info("step %d: valid %s %.5f, %s", self.steps, self.monitor, value, verdict)
+
+  def on_train_end(self, logs=None):
+    self.selection.steps_trained = self.steps
+    if self.best_weights is not None:
+      self.model.set_weights(self.best_weights)
+
+
+def fit_with_selection(model: keras.Model, train_ds, valid_ds, trainer: TrainerConfig,
+                       callbacks: Optional[list] = None) -> Selection:
+  """Trains `model` (compiled, with a `logloss` metric) on the infinite `train_ds`.
+
+  Args:
+    model: the compiled model; ends with the best validation's weights.
+    train_ds: repeating batches (never exhausted within the budget).
+    valid_ds: a finite dataset of the valid split, or None (no selection: the
+      whole budget is trained and best_step is the budget).
+    trainer: train_steps (budget), validate_every_steps, patience, validation_steps.
+    callbacks: more Keras callbacks (e.g. TensorBoard).
+
+  Returns:
+    the Selection (chosen step, steps trained, validation history).
+
+  Raises:
+    ValueError: the validation logs lack `val_logloss` (the model has no such metric).
+  """
+  autograph_speedup.install()  # before the first trace of a tf_keras function
+  callbacks = list(callbacks or [])
+  budget = trainer.train_steps
+  if valid_ds is None:
+    model.fit(train_ds, epochs=1, steps_per_epoch=budget, callbacks=callbacks, verbose=0)
+    return Selection(best_step=budget, steps_trained=budget, budget=budget)
+  every = min(trainer.validate_every_steps, budget)
+  selector = BestStepCallback(budget, trainer.patience)
+  # One epoch per validation; the budget callback ends the last, shorter one.
+  model.fit(train_ds, epochs=math.ceil(budget / every), steps_per_epoch=every,
+            validation_data=valid_ds, validation_steps=trainer.validation_steps,
+            callbacks=[selector] + callbacks, verbose=0)
+  return selector.selection
