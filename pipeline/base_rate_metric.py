@@ -16,6 +16,7 @@ from tensorflow_model_analysis.metrics import metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
 from models.base_rate import base_rate_logloss, logloss_sum
+from pipeline.metric_computations import per_model_and_output
 
 LOGLOSS_OVER_BASE_RATE_NAME = "logloss_over_base_rate"
 
@@ -38,16 +39,9 @@ def _logloss_over_base_rate(name: str = LOGLOSS_OVER_BASE_RATE_NAME,
                             example_weighted: bool = False
                            ) -> metric_types.MetricComputations:
   """One computation per model and output."""
-  computations = []
-  for model_name in model_names or [""]:
-    for output_name in output_names or [""]:
-      key = metric_types.MetricKey(name=name, model_name=model_name,
-                                   output_name=output_name,
-                                   example_weighted=example_weighted)
-      computations.append(metric_types.MetricComputation(
-          keys=[key], preprocessors=None,
-          combiner=_Combiner(key, eval_config, example_weighted)))
-  return computations
+  return per_model_and_output(
+      name, model_names, output_names, example_weighted,
+      lambda key: _Combiner(key, eval_config, example_weighted))
 
 
 class _Combiner(beam.CombineFn):

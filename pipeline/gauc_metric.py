@@ -18,6 +18,7 @@ from tensorflow_model_analysis.utils import util
 
 from components import events
 from models.gauc import group_auc
+from pipeline.metric_computations import per_model_and_output
 
 GAUC_NAME = "gauc"
 
@@ -63,18 +64,11 @@ def _gauc(name: str = GAUC_NAME,
           output_names: Optional[List[str]] = None,
           example_weighted: bool = False) -> metric_types.MetricComputations:
   """Returns one computation per model and output."""
-  computations = []
-  for model_name in model_names or [""]:
-    for output_name in output_names or [""]:
-      key = metric_types.MetricKey(name=name, model_name=model_name,
-                                   output_name=output_name,
-                                   example_weighted=example_weighted)
-      computations.append(metric_types.MetricComputation(
-          keys=[key],
-          # Adds features[user_key] to the shared StandardMetricInputs.
-          preprocessors=[metric_types.FeaturePreprocessor(feature_keys=[user_key])],
-          combiner=_GAUCCombiner(key, eval_config, example_weighted, user_key)))
-  return computations
+  return per_model_and_output(
+      name, model_names, output_names, example_weighted,
+      lambda key: _GAUCCombiner(key, eval_config, example_weighted, user_key),
+      # Adds features[user_key] to the shared StandardMetricInputs.
+      preprocessors=[metric_types.FeaturePreprocessor(feature_keys=[user_key])])
 
 
 class _UserExamples:
