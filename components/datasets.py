@@ -144,7 +144,9 @@ def locate(name: str, data_path: Optional[str] = None, download: bool = True,
     tried.append(f"{origin}: {directory}")
   if data_path:  # an explicit path that is wrong is an error, not a reason to download
     raise DatasetNotFound(f"no {dataset.name} ({files}) under --data-path {data_path} "
-                          f"or {os.path.join(data_path, dataset.directory)}")
+                          f"or {os.path.join(data_path, dataset.directory)} (--data-path is "
+                          "the directory of a named data set; a click-log file, directory "
+                          "or glob of your own goes in --data)")
   cache_dir = cache_dir or default_cache_dir()
   target = os.path.join(cache_dir, dataset.directory)
   if _complete(dataset, target):

@@ -36,10 +36,10 @@ def run_ingest(config: EtaConfig, output_dir: str,
   wall_time = time.time() - started
   result = report.build_report(ingest.read_stats(output_dir), wall_time, config.to_dict())
   path = report.write_report(result, output_dir)
-  log.info("ingest: done in %.1fs, report at %s", wall_time, path)
   try:
     split_check.check_splits(result, min_split_examples)
   except split_check.SplitTooSmall as error:
     raise split_check.SplitTooSmall(
         f"{error}\nThe ingest report and the dead letters are in {output_dir}") from None
+  log.info("ingest: done in %.1fs, report at %s", wall_time, path)
   return result

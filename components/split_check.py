@@ -102,19 +102,22 @@ def check_splits(report: Dict[str, Any], minimum: int = MIN_SPLIT_EXAMPLES) -> N
   valid_fraction = float(ingest.get("valid_fraction", 0.0))
   checked = (events.SPLIT_EVAL, events.SPLIT_TRAIN) + (
       (events.SPLIT_VALID,) if valid_fraction > 0 else ())
-  for split in checked:
+  small = [split for split in checked if report["examples"].get(split, 0) < minimum]
+  if not small:
+    return
+  lines = []
+  for split in small:  # every split that is too small, so one fix-up run suffices
     count = report["examples"].get(split, 0)
-    if count >= minimum:
-      continue
     others = ", ".join(f"{other} {report['examples'].get(other, 0):,}"
                        for other in checked if other != split)
     state = "empty" if count == 0 else f"too small (fewer than {minimum:,} examples)"
-    lines = [f"the {split} split is {state}: {count:,} examples, {others}.",
-             _users_line(report, valid_fraction > 0)]
+    lines.append(f"the {split} split is {state}: {count:,} examples, {others}.")
+  lines.append(_users_line(report, valid_fraction > 0))
+  for split in small:
     if split == events.SPLIT_VALID:
       lines.append(_valid_fix(valid_fraction))
     elif ingest.get("split") == "global_time":
       lines.append(_global_fix(split, int(ingest["eval_cutoff"])))
     else:
       lines.append(_per_user_fix(split, float(ingest.get("eval_fraction", 0.2))))
-    raise SplitTooSmall("\n".join(lines))
+  raise SplitTooSmall("\n".join(dict.fromkeys(lines)))  # each fix once

@@ -51,14 +51,21 @@ def test_300_users_with_2_events_leave_eval_empty(tmp_path):
   config = EtaConfig(source=SourceConfig(format="csv", path=str(log)))
   with pytest.raises(SplitTooSmall) as raised:
     run_ingest(config, str(out))
+  # Every empty split and every fix in one message, so one corrected run suffices.
   assert str(raised.value).splitlines() == [
       "the eval split is empty: 0 examples, train 607, valid 0.",
+      "the valid split is empty: 0 examples, eval 0, train 607.",
       "Of 307 users, 7 have fewer than 2 events, 307 have no event in eval and 0 none in "
       "train, 307 none in valid.",
       "With --eval-fraction 0.2 each user's last 20% of events go to eval, rounded to whole "
       "events, so a user needs at least 3 events to get one.",
       "Fix: --eval-cutoff TIME (one global time: every event at or after it is in eval), or "
       "a larger --eval-fraction (0.25 gives a user with 2 events one eval event).",
+      "With --valid-fraction 0.1 each user's last 10% of train-period events (those not in "
+      "eval) go to valid, rounded to whole events, so a user needs at least 5 of them to get "
+      "one.",
+      "Fix: a larger --valid-fraction, or --valid-fraction 0 (no valid split: the whole "
+      "--train-steps budget is trained and no stopping step is chosen).",
       f"The ingest report and the dead letters are in {out}"]
   # Nothing is lost: the report and the dead letters are written before the error.
   with open(out / "ingest_report.json") as handle:

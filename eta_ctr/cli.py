@@ -32,8 +32,8 @@ def cmd_ingest(args, beam_args: List[str]) -> int:
   from components import report
   from components.ingest_job import run_ingest
   os.makedirs(args.output, exist_ok=True)
-  config = flags.ingest_config(args)
   try:
+    config = flags.ingest_config(args)
     result = run_ingest(config, args.output, beam_args or None)
   except (ValueError, OSError) as error:  # a file the log cannot be read from, a split
     print(f"\neta ingest FAILED: {type(error).__name__}: {error}", file=sys.stderr)
@@ -53,7 +53,13 @@ def cmd_run(args, beam_args: List[str]) -> int:
   from pipeline.local_runner import run_local
   from pipeline.progress import ComponentProgress
   os.makedirs(args.pipeline_root, exist_ok=True)
-  config = flags.config_from_args(args, flags.resolve_source(args, args.pipeline_root))
+  try:
+    config = flags.config_from_args(args, flags.resolve_source(args, args.pipeline_root))
+  except OSError as error:  # no such data set or log
+    print(f"\neta run FAILED: {type(error).__name__}: {error}", file=sys.stderr)
+    if args.verbose:
+      raise
+    return 1
   log.info("pipeline root %s, model %s (L=%d, S=%d, k=%d, %d hash bits), %d train steps",
            args.pipeline_root, config.model.name, config.model.long_seq_len,
            config.model.short_seq_len, config.model.top_k, config.model.hash_bits,
@@ -110,7 +116,8 @@ def _add_training_command(commands, name: str, help_text: str) -> argparse.Argum
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="eta", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("-v", "--verbose", action="store_true")
+  parser.add_argument("-v", "--verbose", action="store_true",
+                      help="log the libraries' progress too, and show tracebacks")
   commands = parser.add_subparsers(dest="command", required=True)
 
   ingest = commands.add_parser("ingest", help="click log -> point-in-time tf.Examples (Beam)")
@@ -158,11 +165,12 @@ def _configure_logging(verbose: bool):
   """Our own progress at INFO; the libraries' chatter only when --verbose."""
   warnings.filterwarnings("ignore", category=FutureWarning)
   warnings.filterwarnings("ignore", category=DeprecationWarning)
-  logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+  # -v: the libraries' INFO (TFX, Beam) and our own DEBUG; Beam's DEBUG is noise.
+  logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                       format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                       datefmt="%H:%M:%S", force=True)
-  for ours in ("eta", "components", "models", "pipeline", "serving", "kubeflow", "benchmarks"):
-    logging.getLogger(ours).setLevel(logging.INFO)
+  for ours in ("eta", "components", "models", "pipeline", "serving", "benchmarks"):
+    logging.getLogger(ours).setLevel(logging.DEBUG if verbose else logging.INFO)
   if not verbose:
     # TFX logs component start/finish at INFO on absl; keep the records flowing
     # (the progress display reads them) but show only errors of it.

@@ -30,11 +30,12 @@ def test_unknown_extension_needs_format(tmp_path):
     cli.main(["ingest", "--data", str(path), "--output", str(tmp_path / "out")])
 
 
-def test_missing_movielens_path_is_a_clear_error(tmp_path):
-  from components.datasets import DatasetNotFound
-  with pytest.raises(DatasetNotFound, match="--data-path"):
-    cli.main(["ingest", "--data", "movielens-100k", "--data-path", str(tmp_path),
-              "--output", str(tmp_path / "out")])
+def test_missing_movielens_path_is_a_clear_error(tmp_path, capsys):
+  assert cli.main(["ingest", "--data", "movielens-100k", "--data-path", str(tmp_path),
+                   "--output", str(tmp_path / "out")]) == 1
+  err = capsys.readouterr().err
+  assert "eta ingest FAILED: DatasetNotFound: no movielens-100k" in err
+  assert "a click-log file, directory or glob of your own goes in --data" in err
 
 
 def test_an_unreadable_log_fails_in_one_clear_line(tmp_path, capsys):

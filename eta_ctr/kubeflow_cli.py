@@ -97,7 +97,8 @@ def cmd_compile(args, extra_args: List[str]) -> int:
       ("--pipeline-root", args.pipeline_root, PLACEHOLDER_ROOT),
       ("--data", args.data_path, PLACEHOLDER_DATA)) if value == placeholder]
   if placeholders:
-    print(f"note: {' and '.join(placeholders)} are placeholders (YOUR_BUCKET); pass your "
+    verb = "is a placeholder" if len(placeholders) == 1 else "are placeholders"
+    print(f"note: {' and '.join(placeholders)} {verb} (YOUR_BUCKET); pass your "
           f"bucket paths, or set $ETA_PIPELINE_ROOT / $ETA_DATA")
   print("run it: see kubeflow/README.md (kfp.Client().create_run_from_pipeline_package "
         "or aiplatform.PipelineJob)")
