@@ -87,9 +87,11 @@ def test_eta_run_stops_in_the_ingest_when_the_eval_split_is_empty(tmp_path, caps
                    "--serving-dir", str(tmp_path / "serving")]) == 1
   err = capsys.readouterr().err
   assert ("eta run FAILED in ClickLogExampleGen: SplitTooSmall: the eval split is empty: "
-          "0 examples, train 600, valid 0.\nOf 300 users, 0 have fewer than 2 events, 300 "
-          "have no event in eval and 0 none in train, 300 none in valid.\n") in err
+          "0 examples, train 600, valid 0.\nthe valid split is empty: 0 examples, eval 0, "
+          "train 600.\nOf 300 users, 0 have fewer than 2 events, 300 have no event in eval "
+          "and 0 none in train, 300 none in valid.\n") in err
   assert "--eval-cutoff TIME" in err and "a larger --eval-fraction" in err
+  assert "--valid-fraction 0" in err  # both fixes in one message
   (kept,) = glob.glob(str(root / "ClickLogExampleGen" / "failed_ingest" / "*"))
   assert f"The ingest report and the dead letters are in {kept}" in err
   with open(os.path.join(kept, "ingest_report.json")) as handle:
