@@ -44,6 +44,25 @@ def id_problem(value: Union[str, bytes]) -> Optional[str]:
   return None
 
 
+_CONTROL_BYTES = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+def all_plain_ids(values) -> bool:
+  """A fast sufficient test for a batch of byte-string ids (a request's): True
+  when every one is non-empty ASCII of at most MAX_ID_CHARACTERS bytes, with no
+  control characters and no surrounding whitespace, so id_problem is None for
+  each. False means: ask id_problem value by value (for the exact message).
+  One pass over the joined bytes instead of one decode and regex per id.
+  """
+  if not all(isinstance(value, bytes) for value in values):
+    return False
+  joined = b"".join(values)
+  if not joined.isascii() or _CONTROL_BYTES.search(joined):
+    return False
+  return all(0 < len(value) <= MAX_ID_CHARACTERS and not value[:1].isspace()
+             and not value[-1:].isspace() for value in values)
+
+
 def unix_seconds_problem(seconds: Union[int, float]) -> Optional[str]:
   """Why `seconds` is not a usable event time in unix seconds, or None."""
   try:
