@@ -31,7 +31,7 @@ import posixpath
 import re
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from components import events, parsing
+from components import events, parsing, text_records
 from components.events import Event, RowError
 
 log = logging.getLogger(__name__)
@@ -240,12 +240,6 @@ def has_header(files: Sequence[str]) -> bool:
   return headers.pop() if headers else False
 
 
-def _read_bytes(path: str) -> bytes:
-  from apache_beam.io.filesystems import FileSystems  # pylint: disable=g-import-not-at-top
-  with FileSystems.open(path) as handle:
-    return handle.read()
-
-
 def _decode(data: bytes, encoding: str, path: str) -> str:
   if data.startswith(b"\xef\xbb\xbf"):  # a byte-order mark is not data
     data = data[3:]
@@ -255,13 +249,6 @@ def _decode(data: bytes, encoding: str, path: str) -> str:
     log.warning("%s is not all %s (%s); undecodable bytes replaced (only ids and genres "
                 "are used)", path, encoding, error)
     return data.decode(encoding, "replace")
-
-
-def _first_line(path: str) -> str:
-  from apache_beam.io.filesystems import FileSystems  # pylint: disable=g-import-not-at-top
-  with FileSystems.open(path) as handle:
-    line = handle.readline()
-  return _decode(line, "utf-8", path).rstrip("\r\n")
 
 
 class MovieLensRowParser:
@@ -348,10 +335,13 @@ def make_parser(path: str, files: Sequence[str],
   layout = detect(path)
   if layout.ratings_header:
     for name in files:
-      header = _first_line(name).replace(" ", "")
+      first = text_records.first_record(name, quoted_line_breaks=False)
+      header = (first.text or "") if first is not None else ""
+      header = header.replace(" ", "")
       if header != layout.ratings_header:
         raise ValueError(f"{name}: header {header[:80]!r} is not {layout.ratings_header!r}")
   items_path = _join(path, layout.items_file)
-  text = _decode(_read_bytes(items_path), layout.encoding, items_path)
+  with text_records.open_file(items_path) as handle:
+    text = _decode(handle.read(), layout.encoding, items_path)
   return MovieLensRowParser(layout, layout.item_genres(text), min_positive_rating)
 
