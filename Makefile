@@ -24,10 +24,10 @@ run: venv
 test: test-unit test-e2e
 
 test-unit: venv
-	$(BIN)/python -m pytest -m "not e2e" -q
+	$(BIN)/python -m pytest -m "not e2e" -q --durations=15
 
 test-e2e: venv
-	$(BIN)/python -m pytest -m e2e -q
+	$(BIN)/python -m pytest -m e2e -q --durations=15
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -88,9 +88,14 @@ def cmd_compare(args, beam_args: List[str]) -> int:
   unknown = set(models) - set(MODEL_NAMES)
   if unknown:
     raise SystemExit(f"eta: unknown models {sorted(unknown)}; expected {MODEL_NAMES}")
+  variants = [flags.parse_variant(text) for text in args.variant]
   os.makedirs(args.output, exist_ok=True)
   config = flags.config_from_args(args, flags.resolve_source(args, args.output))
-  results = compare(config, models, args.seeds, args.output, beam_args or None)
+  try:
+    results = compare(config, models, args.seeds, args.output, beam_args or None,
+                      variants=variants, reference=args.reference)
+  except ValueError as error:
+    raise SystemExit(f"eta: {error}") from error
   print(results_table(results))
   print(f"\nwritten: {args.output}/results.json, results.md, results.png")
   return 0
@@ -141,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="runs per model (seed offsets 0..N-1); claims are mean ± std "
                             "over them and differences vs eta paired by seed (default "
                             "%(default)s)")
+  compare.add_argument("--variant", action="append", default=[], metavar="LABEL=MODEL:K=V,..",
+                       help="also compare MODEL with changed ModelConfig/TrainerConfig "
+                            "settings under LABEL, e.g. eta_item=eta:hash_category=false or "
+                            "eta_k32=eta:top_k=32,hash_bits=128; repeatable")
+  compare.add_argument("--reference", default="eta",
+                       help="the model or variant every other is differenced against, "
+                            "seed by seed (default %(default)s)")
   compare.add_argument("--output", required=True)
   compare.set_defaults(handler=cmd_compare)
 

@@ -46,3 +46,13 @@ def test_an_unreadable_log_fails_in_one_clear_line(tmp_path, capsys):
   err = capsys.readouterr().err
   assert "eta ingest FAILED: ValueError:" in err and "a.csv" in err and "header" in err
   assert "Traceback" not in err
+
+
+def test_variant_flag_parses_typed_settings_and_refuses_bad_ones():
+  from eta_ctr import flags  # pylint: disable=g-import-not-at-top
+  variant = flags.parse_variant("eta_item=eta:hash_category=false,top_k=32,mlp_units=64+32")
+  assert (variant.label, variant.model) == ("eta_item", "eta")
+  assert variant.changes == {"hash_category": False, "top_k": 32, "mlp_units": (64, 32)}
+  for bad in ("eta_item", "x=nope:top_k=1", "eta=din", "x=eta:top_k", "x=eta:nope=1"):
+    with pytest.raises(SystemExit):
+      flags.parse_variant(bad)

@@ -99,7 +99,7 @@ class IngestConfig:
 
 # The architectures (models/architectures/registry.py maps each to its class);
 # the baselines first, ETA last.
-MODEL_NAMES = ("avg_pool", "din", "din_long", "sim_hard", "sdim", "eta")
+MODEL_NAMES = ("avg_pool", "din", "din_long", "sim_hard", "sdim", "eta", "eta_summary")
 DEFAULT_MODEL = "eta"
 ATTENTION_TYPES = ("dot", "din")
 # ETA's Hamming top-k kernels (models/layers/hamming_topk.py).
@@ -108,6 +108,11 @@ RETRIEVAL_KERNELS = (KERNEL_AUTO, KERNEL_FUSED, KERNEL_STOCK)
 # tf.distribute strategies (models/distribution.py).
 DISTRIBUTION_AUTO, DISTRIBUTION_DEFAULT = "auto", "default"
 DISTRIBUTION_MIRRORED, DISTRIBUTION_MULTI_WORKER = "mirrored", "multi_worker"
+# What early stopping maximises on the valid split (models/early_stopping.py):
+# valid AUC - valid logloss (FuxiCTR's default monitor), -logloss, or AUC.
+SELECTION_AUC_MINUS_LOGLOSS, SELECTION_LOGLOSS, SELECTION_AUC = (
+    "auc_minus_logloss", "logloss", "auc")
+SELECTION_METRICS = (SELECTION_AUC_MINUS_LOGLOSS, SELECTION_LOGLOSS, SELECTION_AUC)
 DISTRIBUTIONS = (DISTRIBUTION_AUTO, DISTRIBUTION_DEFAULT, DISTRIBUTION_MIRRORED,
                  DISTRIBUTION_MULTI_WORKER)
 
@@ -136,6 +141,14 @@ class ModelConfig:
     num_oov_buckets: OOV buckets of the item and category vocabularies.
     vocab_min_frequency: items seen fewer times are OOV.
     seed: initialisation and SimHash projection seed.
+    hash_category: ETA hashes item ++ category embedding (the paper's item
+      representation), not the item embedding alone.
+    long_time_gaps: add the time-gap embedding to long-sequence behaviours too
+      (it is always added to the short sequence's).
+    activity_feature: give the MLP the user-activity embedding (log2 buckets of
+      the history length).
+    embedding_init_stddev: stddev of the normal initialiser of the item,
+      category and activity embeddings.
     retrieval_kernel: ETA's Hamming top-k: `auto` uses the fused compiled kernel
       in training and in process where it builds, and exports stock TensorFlow ops
       so any TF Serving loads the model; `fused` also exports the fused op (the
@@ -160,6 +173,10 @@ class ModelConfig:
   vocab_min_frequency: int = 1
   seed: int = 7
   retrieval_kernel: str = KERNEL_AUTO
+  hash_category: bool = True
+  long_time_gaps: bool = True
+  activity_feature: bool = True
+  embedding_init_stddev: float = 0.05
 
   def __post_init__(self):
     if self.name not in MODEL_NAMES:
@@ -175,6 +192,8 @@ class ModelConfig:
       raise ValueError("need 1 <= top_k <= long_seq_len")
     if self.hash_bits < 1 or self.embedding_dim < 1 or self.time_gap_buckets < 2:
       raise ValueError("hash_bits, embedding_dim must be >= 1, time_gap_buckets >= 2")
+    if not self.embedding_init_stddev > 0:
+      raise ValueError("embedding_init_stddev must be > 0")
     object.__setattr__(self, "mlp_units", tuple(self.mlp_units))
 
   # The fields tf.Transform reads: only these may invalidate a cached Transform.
@@ -215,13 +234,18 @@ class TrainerConfig:
     batch_size, learning_rate: the usual (batch_size per replica).
     train_steps: the step budget, an upper bound: with a valid split, training
       is validated every `validate_every_steps` steps, stops after `patience`
-      validations without a lower validation logloss, and ends with the weights
+      validations without a better `selection_metric`, and ends with the weights
       of the best validation (the chosen step, reported in metrics.json).
+    selection_metric: what a better validation is: a higher valid AUC - valid
+      logloss (`auc_minus_logloss`, FuxiCTR's default monitor), a lower logloss
+      (`logloss`), or a higher AUC (`auc`). On MovieLens-100k the valid logloss
+      alone bottoms out early while AUC still improves (docs/eta_diagnosis.md).
     validate_every_steps: steps between two validations (and after the last step).
     patience: validations without improvement before training stops; >= 1.
     validation_steps: batches of 1024 examples per validation; None = the whole
       valid split (the TFX Trainer's eval_args.num_steps).
     shuffle_buffer: examples shuffled before batching.
+    clip_norm: clip the gradients to this global norm (None: no clipping).
     distribution: tf.distribute strategy: `auto` (MultiWorkerMirrored when
       TF_CONFIG names several workers, Mirrored with several local GPUs, else the
       default strategy), `default`, `mirrored` or `multi_worker`. batch_size is
@@ -232,15 +256,22 @@ class TrainerConfig:
   train_steps: int = 2000
   validate_every_steps: int = 200
   patience: int = 3
+  selection_metric: str = SELECTION_AUC_MINUS_LOGLOSS
   validation_steps: Optional[int] = None
   shuffle_buffer: int = 10_000
   distribution: str = DISTRIBUTION_AUTO
+  clip_norm: Optional[float] = None
 
   def __post_init__(self):
     if self.train_steps < 1 or self.validate_every_steps < 1 or self.patience < 1:
       raise ValueError("train_steps, validate_every_steps and patience must be >= 1")
     if self.validation_steps is not None and self.validation_steps < 1:
       raise ValueError("validation_steps must be >= 1 (or None: the whole valid split)")
+    if self.selection_metric not in SELECTION_METRICS:
+      raise ValueError(f"unknown selection_metric {self.selection_metric!r}; expected "
+                       f"{SELECTION_METRICS}")
+    if self.clip_norm is not None and not self.clip_norm > 0:
+      raise ValueError("clip_norm must be > 0 (or None: no clipping)")
     if self.distribution not in DISTRIBUTIONS:
       raise ValueError(f"unknown distribution {self.distribution!r}; expected {DISTRIBUTIONS}")
 

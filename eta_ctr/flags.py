@@ -11,7 +11,8 @@ import os
 from typing import Optional
 
 from components import datasets, formats, movielens
-from eta_ctr.config import (DISTRIBUTIONS, MODEL_NAMES, RETRIEVAL_KERNELS, SPLIT_MODES,
+from eta_ctr.config import (DISTRIBUTIONS, MODEL_NAMES, RETRIEVAL_KERNELS, SELECTION_METRICS,
+                            SPLIT_MODES,
                             ATTENTION_TYPES, EtaConfig, EvaluationConfig, IngestConfig,
                             ModelConfig, SourceConfig, TrainerConfig)
 
@@ -105,8 +106,15 @@ def add_model_args(parser: argparse.ArgumentParser):
                      default=TrainerConfig.validate_every_steps,
                      help="steps between validations on the valid split (default %(default)s)")
   group.add_argument("--patience", type=int, default=TrainerConfig.patience,
-                     help="validations without a lower validation logloss before training "
+                     help="validations without a better --selection-metric before training "
                           "stops; the best weights are kept (default %(default)s)")
+  group.add_argument("--selection-metric", choices=SELECTION_METRICS,
+                     default=TrainerConfig.selection_metric,
+                     help="what a better validation is: higher valid AUC - logloss "
+                          "(FuxiCTR's monitor), lower logloss, or higher AUC (default "
+                          "%(default)s)")
+  group.add_argument("--clip-norm", type=float,
+                     help="clip gradients to this global norm (default: no clipping)")
   group.add_argument("--batch-size", type=int, default=TrainerConfig.batch_size)
   group.add_argument("--learning-rate", type=float, default=TrainerConfig.learning_rate)
   group.add_argument("--distribution", choices=DISTRIBUTIONS,
@@ -208,13 +216,59 @@ def config_from_args(args, source: SourceConfig) -> EtaConfig:
   trainer = TrainerConfig(train_steps=args.train_steps, batch_size=args.batch_size,
                           learning_rate=args.learning_rate, distribution=args.distribution,
                           validate_every_steps=args.validate_every_steps,
-                          patience=args.patience)
+                          patience=args.patience, selection_metric=args.selection_metric,
+                          clip_norm=args.clip_norm)
   evaluation = EvaluationConfig(
       auc_floor=args.auc_floor, max_auc_regression=args.max_auc_regression,
       max_logloss_over_base_rate=args.max_logloss_over_base_rate,
       max_calibration_error=args.max_calibration_error)
   return base.replace(ingest=ingest_config_from_args(args), model=model, trainer=trainer,
                       evaluation=evaluation)
+
+
+def parse_variant(text: str):
+  """`LABEL=MODEL:FIELD=VALUE,...` (eta compare --variant) -> pipeline.compare.Variant.
+
+  Values are read as the field's type: true/false, integers, floats, `none`, a
+  comma-free string; `a+b` is a tuple (mlp_units=128+64).
+
+  Raises:
+    SystemExit: the text is malformed, or names an unknown model or field.
+  """
+  from pipeline.compare import Variant  # pylint: disable=g-import-not-at-top
+  label, _, rest = text.partition("=")
+  model, _, settings = rest.partition(":")
+  if not label or not model:
+    raise SystemExit(f"eta: --variant {text!r}: expected LABEL=MODEL[:FIELD=VALUE,...]")
+  if model not in MODEL_NAMES or label in MODEL_NAMES:
+    raise SystemExit(f"eta: --variant {text!r}: MODEL must be one of {MODEL_NAMES} and "
+                     "LABEL none of them")
+  changes = {}
+  for item in filter(None, settings.split(",")):
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise SystemExit(f"eta: --variant {text!r}: {item!r} is not FIELD=VALUE")
+    changes[key.strip()] = _variant_value(value.strip())
+  try:
+    return Variant(label, model, changes)
+  except (TypeError, ValueError) as error:
+    raise SystemExit(f"eta: --variant {text!r}: {error}") from error
+
+
+def _variant_value(text: str):
+  lowered = text.lower()
+  if lowered in ("true", "false"):
+    return lowered == "true"
+  if lowered == "none":
+    return None
+  if "+" in text:
+    return tuple(_variant_value(part) for part in text.split("+"))
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  return text
 
 
 def ingest_config(args) -> EtaConfig:

@@ -3,9 +3,10 @@
 `fit_with_selection` trains a compiled Keras model for at most
 `TrainerConfig.train_steps` steps. With validation data it validates every
 `validate_every_steps` steps and after the last one, stops after `patience`
-validations without a lower `val_<metric>`, and ends with the weights of the
-best validation; `Selection` says which step that was. Without validation data
-it trains the whole budget.
+validations without a better `TrainerConfig.selection_metric` (by default valid
+AUC - valid logloss, FuxiCTR's monitor), and ends with the weights of the best
+validation; `Selection` says which step that was. Without validation data it
+trains the whole budget.
 """
 
 import dataclasses
@@ -16,12 +17,23 @@ from typing import Any, Dict, List, Optional
 
 import tf_keras as keras
 
-from eta_ctr.config import TrainerConfig
+from eta_ctr.config import (SELECTION_AUC, SELECTION_AUC_MINUS_LOGLOSS, SELECTION_LOGLOSS,
+                            TrainerConfig)
 from models import autograph_speedup
 
 log = logging.getLogger(__name__)
-# The validation metric training minimises: CtrModel's `logloss` on the valid split.
-MONITOR = "logloss"
+# The metrics (CtrModel's, on the valid split) each selection metric reads.
+_NEEDS = {SELECTION_AUC_MINUS_LOGLOSS: ("auc", "logloss"), SELECTION_LOGLOSS: ("logloss",),
+          SELECTION_AUC: ("auc",)}
+
+
+def selection_score(metrics: Dict[str, float], selection_metric: str) -> float:
+  """The value early stopping maximises, from unprefixed valid metrics."""
+  if selection_metric == SELECTION_AUC_MINUS_LOGLOSS:
+    return metrics["auc"] - metrics["logloss"]
+  if selection_metric == SELECTION_LOGLOSS:
+    return -metrics["logloss"]
+  return metrics["auc"]
 
 
 @dataclasses.dataclass
@@ -56,20 +68,21 @@ class BestStepCallback(keras.callbacks.Callback):
 
   Counts steps in on_train_batch_end (one call per step: steps_per_execution 1,
   compile's default), stops at `budget` steps, and on each epoch end (one
-  validation) compares `val_<monitor>` with the best so far: strictly lower is
-  better, NaN never is. After `patience` validations without improvement it
+  validation) compares selection_score() with the best so far: strictly higher
+  is better, NaN never is. After `patience` validations without improvement it
   stops; at the end of training the best weights are set back.
 
   Args:
     budget: the most steps to train.
     patience: validations without improvement before stopping; >= 1.
-    monitor: the metric (without `val_`) to minimise.
+    selection_metric: one of eta_ctr.config.SELECTION_METRICS.
   """
 
-  def __init__(self, budget: int, patience: int, monitor: str = MONITOR):
+  def __init__(self, budget: int, patience: int,
+               selection_metric: str = SELECTION_AUC_MINUS_LOGLOSS):
     super().__init__()
-    self.budget, self.patience, self.monitor = budget, patience, monitor
-    self.steps, self.wait, self.best_value = 0, 0, math.inf
+    self.budget, self.patience, self.selection_metric = budget, patience, selection_metric
+    self.steps, self.wait, self.best_value = 0, 0, -math.inf
     self.best_weights = None
     self.selection = Selection(best_step=0, steps_trained=0, budget=budget)
     self._test_started = None
@@ -87,14 +100,16 @@ class BestStepCallback(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch, logs=None):
     logs = logs or {}
-    key = f"val_{self.monitor}"
-    if key not in logs:
-      raise ValueError(f"early stopping needs {key!r} in the epoch logs, got {sorted(logs)}")
+    missing = [f"val_{name}" for name in _NEEDS[self.selection_metric]
+               if f"val_{name}" not in logs]
+    if missing:
+      raise ValueError(f"early stopping on {self.selection_metric} needs {missing} in the "
+                       f"epoch logs, got {sorted(logs)}")
     metrics = {name[len("val_"):]: float(value) for name, value in logs.items()
                if name.startswith("val_")}
     self.selection.history.append({"step": self.steps, **metrics})
-    value = metrics[self.monitor]
-    if value < self.best_value:  # False for NaN
+    value = selection_score(metrics, self.selection_metric)
+    if value > self.best_value:  # False for NaN
       self.best_value, self.wait = value, 0
       self.best_weights = self.model.get_weights()
       self.selection.best_step, self.selection.best = self.steps, metrics
@@ -105,7 +120,9 @@ class BestStepCallback(keras.callbacks.Callback):
       if self.wait >= self.patience and self.steps < self.budget:
         self.model.stop_training = True
         self.selection.stopped_early = True
-    log.info("step %d: valid %s %.5f, %s", self.steps, self.monitor, value, verdict)
+    log.info("step %d: valid %s %.5f (%s), %s", self.steps, self.selection_metric, value,
+             ", ".join(f"{name} {metrics[name]:.5f}" for name in ("auc", "logloss")
+                       if name in metrics), verdict)
 
   def on_train_end(self, logs=None):
     self.selection.steps_trained = self.steps
@@ -115,7 +132,8 @@ class BestStepCallback(keras.callbacks.Callback):
 
 def fit_with_selection(model: keras.Model, train_ds, valid_ds, trainer: TrainerConfig,
                        callbacks: Optional[list] = None) -> Selection:
-  """Trains `model` (compiled, with a `logloss` metric) on the infinite `train_ds`.
+  """Trains `model` (compiled, with the metrics trainer.selection_metric reads: CtrModel's
+  `auc` and `logloss`) on the infinite `train_ds`.
 
   Args:
     model: the compiled model; ends with the best validation's weights.
@@ -129,7 +147,7 @@ def fit_with_selection(model: keras.Model, train_ds, valid_ds, trainer: TrainerC
     the Selection (chosen step, steps trained, validation history).
 
   Raises:
-    ValueError: the validation logs lack `val_logloss` (the model has no such metric).
+    ValueError: the validation logs lack a metric the selection reads.
   """
   autograph_speedup.install()  # before the first trace of a tf_keras function
   callbacks = list(callbacks or [])
@@ -138,7 +156,7 @@ def fit_with_selection(model: keras.Model, train_ds, valid_ds, trainer: TrainerC
     model.fit(train_ds, epochs=1, steps_per_epoch=budget, callbacks=callbacks, verbose=0)
     return Selection(best_step=budget, steps_trained=budget, budget=budget)
   every = min(trainer.validate_every_steps, budget)
-  selector = BestStepCallback(budget, trainer.patience)
+  selector = BestStepCallback(budget, trainer.patience, trainer.selection_metric)
   # One epoch per validation; the budget callback ends the last, shorter one.
   model.fit(train_ds, epochs=math.ceil(budget / every), steps_per_epoch=every,
             validation_data=valid_ds, validation_steps=trainer.validation_steps,

@@ -39,7 +39,8 @@ def _valid_logloss(model, valid):
 def test_stops_when_valid_logloss_rises_and_restores_the_best_weights():
   model = _tiny_model()
   train, valid = _datasets()
-  trainer = TrainerConfig(train_steps=200, validate_every_steps=2, patience=2)
+  trainer = TrainerConfig(train_steps=200, validate_every_steps=2, patience=2,
+                          selection_metric="logloss")
   selection = fit_with_selection(model, train, valid, trainer)
 
   losses = [entry["logloss"] for entry in selection.history]
@@ -65,7 +66,7 @@ def test_the_budget_is_an_exact_upper_bound_and_is_validated_last():
   train, valid = _datasets()
   selection = fit_with_selection(model, train, valid,
                                  TrainerConfig(train_steps=7, validate_every_steps=3,
-                                               patience=5))
+                                               patience=5, selection_metric="logloss"))
   assert [entry["step"] for entry in selection.history] == [3, 6, 7]
   assert (selection.steps_trained, selection.best_step, selection.budget) == (7, 7, 7)
   assert not selection.stopped_early
@@ -85,14 +86,31 @@ def test_a_model_without_the_monitored_metric_is_an_error():
   model.compile(optimizer="sgd", loss=keras.losses.BinaryCrossentropy(from_logits=True))
   train, valid = _datasets()
   with pytest.raises(ValueError, match="val_logloss"):
-    fit_with_selection(model, train, valid, TrainerConfig(train_steps=2, validate_every_steps=1))
+    fit_with_selection(model, train, valid, TrainerConfig(train_steps=2, validate_every_steps=1,
+                                                          selection_metric="logloss"))
+  with pytest.raises(ValueError, match="val_auc"):  # the default reads AUC too
+    fit_with_selection(_tiny_model(), train, valid, TrainerConfig(train_steps=2,
+                                                                  validate_every_steps=1))
 
 
 def test_nan_is_never_an_improvement():
-  callback = BestStepCallback(budget=10, patience=1)
+  callback = BestStepCallback(budget=10, patience=1, selection_metric="logloss")
   callback.set_model(_tiny_model())
   callback.on_epoch_end(0, {"val_logloss": float("nan")})
   assert callback.selection.best_step == 0 and callback.model.stop_training
+
+
+@pytest.mark.parametrize("metric, best_step", [("auc_minus_logloss", 4), ("logloss", 2),
+                                               ("auc", 6)])
+def test_each_selection_metric_picks_its_best_validation(metric, best_step):
+  # A MovieLens-like curve: logloss bottoms out first, AUC peaks last.
+  logs = {2: (0.730, 0.606), 4: (0.741, 0.609), 6: (0.742, 0.620), 8: (0.735, 0.615)}
+  callback = BestStepCallback(budget=100, patience=5, selection_metric=metric)
+  callback.set_model(_tiny_model())
+  for step, (auc, logloss) in logs.items():
+    callback.steps = step
+    callback.on_epoch_end(0, {"val_auc": auc, "val_logloss": logloss})
+  assert callback.selection.best_step == best_step
 
 
 def test_a_ctr_model_reports_its_valid_logloss_to_the_selection():

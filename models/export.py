@@ -9,7 +9,8 @@
                              Hamming distances, so a client can see why.
 
 Both apply the same Transform graph and the same model, so they agree. For ETA,
-every vocabulary item's SimHash code is computed once at export and looked up.
+every vocabulary item's SimHash code (or, hashing item ++ category, its
+partial projection) is computed once at export and looked up.
 """
 
 import tensorflow as tf
@@ -127,7 +128,7 @@ def export_serving_model(model: CtrModel, tf_transform_output: tft.TFTransformOu
                          config: EtaConfig, export_dir: str) -> str:
   """Writes the SavedModel with `serving_default` and `score` to export_dir."""
   is_eta = isinstance(model, EtaModel)
-  if is_eta and model.item_codes_table is None:
+  if is_eta and not model.frozen:
     model.freeze_item_codes()
   module = ServingModule(model, tf_transform_output, config)
   # Stock ops unless the fused op is asked for: stock TF Serving cannot load it.

@@ -81,7 +81,8 @@ def train_model(config: EtaConfig, transform_output_dir: str, train_files, valid
   items, categories = vocabulary_sizes(tf_transform_output, config)
   with strategy.scope():
     model = build_model(config.model, items, categories)
-    model.compile(optimizer=keras.optimizers.Adam(trainer.learning_rate))
+    model.compile(optimizer=keras.optimizers.Adam(trainer.learning_rate,
+                                                   global_clipnorm=trainer.clip_norm))
   if strategy.num_replicas_in_sync > 1:
     # Keras sums what each replica's train/test step returns; the metrics are
     # already global, so take one replica's.

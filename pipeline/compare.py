@@ -4,18 +4,25 @@ Selection is fair: every model gets the same step budget (TrainerConfig) and
 chooses its stopping step on the valid split (early stopping, best weights kept),
 never on eval; eval is scored once per run, after training.
 
+Besides the named models, `Variant`s compare one model under changed settings
+(e.g. ETA hashing the item alone), each under its own label, on the same
+examples and seeds; paired differences are taken against `reference` (eta by
+default), so a one-at-a-time diagnosis reads as "variant - din, per seed".
+
 Writes DIR/results.json, DIR/results.md (a table) and DIR/results.png, and prints
 the table. results.json:
 
-  {"models": {name: {<metric>: {mean, std, n}, ...,     over seeds; std: sample (n - 1)
-                     "best_step": {mean, std, n},        the chosen steps
-                     "vs_eta": {<metric>: {mean, std, n}},  model - eta, paired by seed
-                     "runs": [per-seed results], ...}},
+  {"models": {label: {<metric>: {mean, std, n}, ...,    over seeds; std: sample (n - 1)
+                      "best_step": {mean, std, n},       the chosen steps
+                      "vs_<reference>": {<metric>: {mean, std, n}},  paired by seed
+                      "changes": {field: value},         a variant's settings
+                      "runs": [per-seed results], ...}},
    "reference": "eta", "seeds": N, "eval_examples": ..., "history_longer_than_k": ...,
    "config": {...}}
 
-with <metric> in METRICS. `vs_eta` is there for every model but eta when eta was
-compared: the per-seed difference (same seed index, so the same initialisation
+with <metric> in METRICS (and the retrieval shares of models/evaluation.py for
+retrieval models). `vs_<reference>` is there for every model but the reference
+when the reference was compared: the per-seed difference (same seed index, so the same initialisation
 seed offset and data order) says whether a gap is larger than the seed noise.
 It also records the share of eval examples whose history is longer than k: where
 that share is small, retrieval selects (almost) everything and ETA is full attention.
@@ -26,14 +33,14 @@ import json
 import logging
 import os
 import time
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
 import numpy as np
 import tensorflow_transform as tft
 from tfx.orchestration import metadata
 
 from components import events
-from eta_ctr.config import EtaConfig
+from eta_ctr.config import EtaConfig, ModelConfig, TrainerConfig
 from models.evaluation import evaluate
 from models.trainer import train_model
 from pipeline.local_runner import METADATA_FILE, run_local
@@ -42,8 +49,44 @@ log = logging.getLogger(__name__)
 
 # Per-run eval metrics summarised over seeds (models/evaluation.py evaluate()).
 METRICS = ("auc", "gauc", "logloss", "logloss_over_base_rate", "calibration")
-# The model every other is differenced against, seed by seed.
+# The model every other is differenced against, seed by seed (default).
 REFERENCE = "eta"
+# Retrieval-model metrics (models/evaluation.py), summarised when present.
+RETRIEVAL_METRICS = ("retrieved_same_category", "history_same_category")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """A model compared under its own label with changed settings.
+
+  Attributes:
+    label: its name in the results (not one of the model names).
+    model: the architecture, one of MODEL_NAMES.
+    changes: {field: value} of ModelConfig or TrainerConfig fields.
+
+  Raises:
+    ValueError: a field is in neither section (or in both), or a value is invalid.
+  """
+  label: str
+  model: str
+  changes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    trainer_fields = {f.name for f in dataclasses.fields(TrainerConfig)}
+    unknown = set(self.changes) - model_fields - trainer_fields - {"name"}
+    if unknown or "name" in self.changes:
+      raise ValueError(f"variant {self.label!r}: unknown settings {sorted(unknown or {'name'})};"
+                       f" ModelConfig or TrainerConfig fields are expected")
+    self.apply(EtaConfig())  # validates the values
+
+  def apply(self, config: EtaConfig) -> EtaConfig:
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    model = {k: v for k, v in self.changes.items() if k in model_fields}
+    trainer = {k: v for k, v in self.changes.items() if k not in model_fields}
+    return config.replace(
+        model=dataclasses.replace(config.model, name=self.model, **model),
+        trainer=dataclasses.replace(config.trainer, **trainer))
 
 
 def transform_outputs(pipeline_root: str):
@@ -63,10 +106,20 @@ def _split_files(examples_dir: str, split: str) -> str:
 
 
 def compare(config: EtaConfig, models: Sequence[str], seeds: int, output_dir: str,
-            beam_pipeline_args=None) -> Dict:
-  """Trains each of `models` `seeds` times (seed offsets 0..seeds-1 on config.model.seed),
-  each stopping on the valid split, and scores each on eval; returns summarize()'s
-  dict after writing it (write_results)."""
+            beam_pipeline_args=None, variants: Sequence[Variant] = (),
+            reference: str = REFERENCE) -> Dict:
+  """Trains each of `models` and `variants` `seeds` times (seed offsets 0..seeds-1 on
+  config.model.seed), each stopping on the valid split, and scores each on eval;
+  returns summarize()'s dict after writing it (write_results).
+
+  Raises:
+    ValueError: two entries share a label.
+  """
+  entries = [Variant(name, name) if isinstance(name, str) else name for name in models]
+  entries += list(variants)
+  labels = [entry.label for entry in entries]
+  if len(set(labels)) != len(labels):
+    raise ValueError(f"duplicate labels in {labels}")
   os.makedirs(output_dir, exist_ok=True)
   pipeline_root = os.path.join(output_dir, "pipeline")
   log.info("compare: ingest + Transform under %s (cached across runs)", pipeline_root)
@@ -81,11 +134,12 @@ def compare(config: EtaConfig, models: Sequence[str], seeds: int, output_dir: st
   eval_files = _split_files(examples_dir, events.SPLIT_EVAL)
 
   runs: Dict[str, List[Dict]] = {}
-  for name in models:
+  for entry in entries:
+    name = entry.label
     for seed in range(seeds):
-      model_config = dataclasses.replace(config.model, name=name,
-                                         seed=config.model.seed + seed)
-      run_config = config.replace(model=model_config)
+      run_config = entry.apply(config)
+      model_config = dataclasses.replace(run_config.model, seed=config.model.seed + seed)
+      run_config = run_config.replace(model=model_config)
       log.info("compare: %s seed %d/%d", name, seed + 1, seeds)
       started = time.time()
       model, train_metrics = train_model(run_config, graph_dir, train_files, valid_files)
@@ -93,14 +147,16 @@ def compare(config: EtaConfig, models: Sequence[str], seeds: int, output_dir: st
       result.update(seed=model_config.seed,
                     **{key: train_metrics[key] for key in (
                         "best_step", "steps_trained", "stopped_early",
-                        "train_examples_per_second", "parameters")},
+                        "train_examples_per_second", "parameters",
+                        "validation_history")},
                     valid_logloss=train_metrics.get("valid_logloss"),
                     seconds=time.time() - started)
       log.info("compare: %s seed %d: step %d of %d, auc %.4f gauc %.4f logloss %.4f", name,
                seed, result["best_step"], result["steps_trained"], result["auc"],
                result["gauc"], result["logloss"])
       runs.setdefault(name, []).append(result)
-  results = summarize(runs, config, seeds)
+  results = summarize(runs, config, seeds, reference,
+                      {entry.label: dict(entry.changes) for entry in entries if entry.changes})
   write_results(results, output_dir)
   return results
 
@@ -128,21 +184,27 @@ def paired_differences(results: List[Dict], reference: List[Dict],
           for metric in metrics}
 
 
-def summarize(runs: Dict[str, List[Dict]], config: EtaConfig, seeds: int) -> Dict:
-  """The results dict (see the module doc) of {model: [per-seed results]}."""
+def summarize(runs: Dict[str, List[Dict]], config: EtaConfig, seeds: int,
+              reference_name: str = REFERENCE,
+              changes: Mapping[str, Mapping[str, Any]] = None) -> Dict:
+  """The results dict (see the module doc) of {label: [per-seed results]}; `changes`:
+  {label: {field: value}} of the variants."""
   models = {}
-  reference = runs.get(REFERENCE)
+  reference = runs.get(reference_name)
   for name, results in runs.items():
-    models[name] = {metric: stat([r[metric] for r in results]) for metric in METRICS}
+    metrics = METRICS + tuple(m for m in RETRIEVAL_METRICS if m in results[0])
+    models[name] = {metric: stat([r[metric] for r in results]) for metric in metrics}
     models[name]["best_step"] = stat([r["best_step"] for r in results])
-    if reference is not None and name != REFERENCE:
-      models[name]["vs_" + REFERENCE] = paired_differences(results, reference)
+    if reference is not None and name != reference_name:
+      models[name]["vs_" + reference_name] = paired_differences(results, reference)
+    if changes and name in changes:
+      models[name]["changes"] = dict(changes[name])
     models[name].update(
         train_examples_per_second=float(np.median([r["train_examples_per_second"]
                                                    for r in results])),
         parameters=results[0]["parameters"], runs=results)
   first = next(iter(runs.values()))[0]
-  return {"models": models, "reference": REFERENCE if reference is not None else None,
+  return {"models": models, "reference": reference_name if reference is not None else None,
           "seeds": seeds, "eval_examples": first["examples"],
           "history_longer_than_k": first["history_longer_than_k"],
           "config": {section: dataclasses.asdict(getattr(config, section))
@@ -181,6 +243,9 @@ def results_table(results: Dict) -> str:
       [f"GAUC {delta}"] if delta else []) + [
           "logloss", "logloss − base rate", "calibration", "chosen step", "train ex/s",
           "params"]
+  shares = any("retrieved_same_category" in row for row in results["models"].values())
+  if shares:
+    columns.append("same category: retrieved / history")
   lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
   ranked = sorted(results["models"].items(), key=lambda kv: -kv[1]["auc"]["mean"])
   for name, row in ranked:
@@ -194,7 +259,20 @@ def results_table(results: Dict) -> str:
     cells += [_pm(row["logloss"]), _pm(row["logloss_over_base_rate"], sign="+"),
               _pm(row["calibration"], digits=3), _pm(row["best_step"], digits=0),
               f"{row['train_examples_per_second']:,.0f}", f"{row['parameters']:,}"]
+    if shares:
+      cells.append(f"{row['retrieved_same_category']['mean']:.1%} / "
+                   f"{row['history_same_category']['mean']:.1%}"
+                   if "retrieved_same_category" in row else "—")
     lines.append("| " + " | ".join(cells) + " |")
+  variants = [(name, row["changes"]) for name, row in ranked if row.get("changes")]
+  if variants:
+    lines += ["", "Variants (settings changed from the config above):"]
+    lines += [f"- {name}: " + ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
+              for name, changes in variants]
+  if shares:
+    lines += ["", "same category: share of the retrieved behaviours in the candidate's "
+                  "category / the same share over the whole history, on the eval examples "
+                  "whose history is longer than k."]
   return "\n".join(lines)
 
 
@@ -214,7 +292,7 @@ def plot_results(results: Dict, path: str):
   ranked = sorted(results["models"].items(), key=lambda kv: kv[1]["auc"]["mean"])
   names = [name for name, _ in ranked]
   reference = results.get("reference")
-  colors = ["tab:red" if name == REFERENCE else "tab:gray" for name in names]
+  colors = ["tab:red" if name == reference else "tab:gray" for name in names]
   panels = 3 if reference else 2
   figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 0.5 * len(names) + 1.5))
   for axis, metric in zip(axes, ("auc", "gauc")):

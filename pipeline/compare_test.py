@@ -73,3 +73,30 @@ def test_table_and_files(tmp_path):
     assert json.load(handle)["models"]["din"]["vs_eta"]["auc"]["n"] == 5
   assert (tmp_path / "results.md").read_text().startswith("# eta compare\n")
   assert (tmp_path / "results.png").stat().st_size > 0
+
+
+def test_variants_differ_against_the_chosen_reference_and_list_their_settings(tmp_path):
+  runs = _runs()
+  runs["eta_item"] = [dict(_run(a - 0.002, s), retrieved_same_category=0.3,
+                           history_same_category=0.2) for s, a in enumerate(ETA_AUC)]
+  results = compare.summarize(runs, EtaConfig.for_movielens(), seeds=5, reference_name="din",
+                              changes={"eta_item": {"hash_category": False}})
+  assert results["reference"] == "din"
+  assert results["models"]["eta"]["vs_din"]["auc"]["mean"] == pytest.approx(0.0048)
+  assert results["models"]["eta_item"]["vs_din"]["auc"]["mean"] == pytest.approx(0.0028)
+  assert results["models"]["eta_item"]["changes"] == {"hash_category": False}
+  assert results["models"]["eta_item"]["retrieved_same_category"]["mean"] == 0.3
+  table = compare.results_table(results)
+  assert "- eta_item: hash_category=False" in table
+  assert "| 30.0% / 20.0% |" in table and table.count("| — |") >= 2
+  compare.write_results(results, str(tmp_path))
+
+
+def test_a_variant_names_real_settings():
+  variant = compare.Variant("eta_k32", "eta", {"top_k": 32, "clip_norm": 1.0})
+  config = variant.apply(EtaConfig.for_movielens())
+  assert (config.model.name, config.model.top_k, config.trainer.clip_norm) == ("eta", 32, 1.0)
+  with pytest.raises(ValueError, match="unknown settings"):
+    compare.Variant("x", "eta", {"top_kk": 3})
+  with pytest.raises(ValueError, match="clip_norm"):
+    compare.Variant("x", "eta", {"clip_norm": -1.0})

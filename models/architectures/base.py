@@ -37,7 +37,7 @@ class CtrModel(tfrs.models.Model):
     super().__init__(**kwargs)
     self.config = config
     dim = config.embedding_dim
-    init = keras.initializers.RandomNormal(stddev=0.05, seed=config.seed)
+    init = keras.initializers.RandomNormal(stddev=config.embedding_init_stddev, seed=config.seed)
     self.item_embedding = keras.layers.Embedding(item_vocab_size, dim,
                                                  embeddings_initializer=init,
                                                  name="item_embedding")
@@ -76,10 +76,17 @@ class CtrModel(tfrs.models.Model):
       return tf.concat([self.item_embedding(items), self.category_embedding(categories)], -1)
 
   def behaviour_vectors(self, items, categories, time_gaps) -> tf.Tensor:
-    """[B, T] indices -> [B, T, 2d]: item ++ category, plus the time-gap embedding."""
+    """[B, T] indices -> [B, T, 2d]: item ++ category, plus the time-gap embedding
+    (unless time_gaps is None)."""
     with tf.name_scope(STAGE_EMBED):
-      return (tf.concat([self.item_embedding(items), self.category_embedding(categories)], -1)
-              + self.time_gap_embedding(time_gaps))
+      vectors = tf.concat([self.item_embedding(items), self.category_embedding(categories)], -1)
+      return vectors if time_gaps is None else vectors + self.time_gap_embedding(time_gaps)
+
+  def long_behaviour_vectors(self, items, categories, time_gaps) -> tf.Tensor:
+    """behaviour_vectors of the long sequence: with their time gaps only if
+    ModelConfig.long_time_gaps."""
+    return self.behaviour_vectors(items, categories,
+                                  time_gaps if self.config.long_time_gaps else None)
 
   # -- the forward pass ------------------------------------------------------
 
@@ -94,13 +101,14 @@ class CtrModel(tfrs.models.Model):
     short_items = inputs[features.SHORT_ITEMS]
     short = self.behaviour_vectors(short_items, inputs[features.SHORT_CATEGORIES],
                                    inputs[features.SHORT_TIME_GAPS])
-    with tf.name_scope(STAGE_EMBED):
-      activity = self.activity_embedding(activity_bucket(inputs[features.LONG_LENGTH]))
-    parts = [candidates,
-             tf.broadcast_to(activity[:, None, :], tf.concat([tf.shape(candidates)[:2],
-                                                              [activity.shape[-1]]], 0)),
-             self.short_attention([candidates, short], behaviour_mask=short_items > 0,
-                                  training=training)]
+    parts = [candidates]
+    if self.config.activity_feature:
+      with tf.name_scope(STAGE_EMBED):
+        activity = self.activity_embedding(activity_bucket(inputs[features.LONG_LENGTH]))
+      parts.append(tf.broadcast_to(activity[:, None, :], tf.concat(
+          [tf.shape(candidates)[:2], [activity.shape[-1]]], 0)))
+    parts.append(self.short_attention([candidates, short], behaviour_mask=short_items > 0,
+                                      training=training))
     if self.uses_long_sequence:
       parts.append(self.long_interest(inputs, candidates, training))
     return tf.squeeze(self.mlp(tf.concat(parts, -1), training=training), -1)
@@ -149,13 +157,28 @@ def retrieved_behaviours(model: CtrModel, inputs, indices: tf.Tensor) -> tf.Tens
     def pick(name):
       with tf.name_scope(STAGE_GATHER):
         return tf.gather(inputs[name], indices, batch_dims=1)
-    return model.behaviour_vectors(pick(features.LONG_ITEMS), pick(features.LONG_CATEGORIES),
-                                   pick(features.LONG_TIME_GAPS))
-  behaviours = model.behaviour_vectors(inputs[features.LONG_ITEMS],
-                                       inputs[features.LONG_CATEGORIES],
-                                       inputs[features.LONG_TIME_GAPS])
+    return model.long_behaviour_vectors(pick(features.LONG_ITEMS),
+                                        pick(features.LONG_CATEGORIES),
+                                        pick(features.LONG_TIME_GAPS))
   with tf.name_scope(STAGE_GATHER):
-    return tf.gather(behaviours, indices, batch_dims=1)
+    return tf.gather(long_behaviours(model, inputs), indices, batch_dims=1)
+
+
+def long_behaviours(model: CtrModel, inputs) -> tf.Tensor:
+  """[B, L, D] vectors of the whole long sequence."""
+  return model.long_behaviour_vectors(inputs[features.LONG_ITEMS],
+                                      inputs[features.LONG_CATEGORIES],
+                                      inputs[features.LONG_TIME_GAPS])
+
+
+def long_summary(model: CtrModel, inputs, candidates: tf.Tensor) -> tf.Tensor:
+  """The masked mean of the long sequence [B, L, D], once per history, broadcast to
+  the candidates [B, C, .] -> [B, C, D]; zeros for an empty history."""
+  mask = tf.cast(long_mask(inputs), tf.float32)[..., None]        # [B, L, 1]
+  total = tf.reduce_sum(long_behaviours(model, inputs) * mask, 1)  # [B, D]
+  mean = total / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+  return tf.broadcast_to(mean[:, None, :],
+                         tf.concat([tf.shape(candidates)[:2], [mean.shape[-1]]], 0))
 
 
 def attend_retrieved(attention, candidates, retrieved, valid, training):

@@ -10,24 +10,16 @@
 import tensorflow as tf
 
 from models import features
-from models.architectures.base import (CtrModel, attend_retrieved, long_mask,
-                                       retrieved_behaviours)
+from models.architectures.base import (CtrModel, attend_retrieved, long_behaviours,
+                                       long_mask, long_summary, retrieved_behaviours)
 from models.layers import SimHash
-
-
-def _long_behaviours(model, inputs):
-  return model.behaviour_vectors(inputs[features.LONG_ITEMS], inputs[features.LONG_CATEGORIES],
-                                 inputs[features.LONG_TIME_GAPS])
 
 
 class AvgPoolModel(CtrModel):
   """Long interest = the masked mean of the long sequence (candidate-independent)."""
 
   def long_interest(self, inputs, candidates, training):
-    mask = tf.cast(long_mask(inputs), tf.float32)[..., None]        # [B, L, 1]
-    total = tf.reduce_sum(_long_behaviours(self, inputs) * mask, 1)  # [B, D]
-    mean = total / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
-    return tf.broadcast_to(mean[:, None, :], tf.shape(candidates))
+    return long_summary(self, inputs, candidates)
 
 
 class DinModel(CtrModel):
@@ -43,7 +35,7 @@ class DinLongModel(CtrModel):
     self.long_attention = self._attention("long_attention")
 
   def long_interest(self, inputs, candidates, training):
-    return self.long_attention([candidates, _long_behaviours(self, inputs)],
+    return self.long_attention([candidates, long_behaviours(self, inputs)],
                                behaviour_mask=long_mask(inputs), training=training)
 
 
@@ -96,5 +88,5 @@ class SdimModel(CtrModel):
     collide = tf.equal(candidate_buckets[:, :, None, :], behaviour_buckets[:, None, :, :])
     collide &= long_mask(inputs)[:, None, :, None]                  # [B, C, L, m]
     sums = tf.einsum("bclm,bld->bcmd", tf.cast(collide, tf.float32),
-                     _long_behaviours(self, inputs))
+                     long_behaviours(self, inputs))
     return tf.reduce_mean(tf.math.l2_normalize(sums, axis=-1), axis=2)  # [B, C, D]

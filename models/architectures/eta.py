@@ -1,16 +1,25 @@
 """ETA: SimHash + Hamming top-k retrieval from the long sequence, then target attention.
 
-Retrieval uses the item embeddings the model is training, hashed afresh at every
-step, so retrieval and CTR model are one end-to-end model. The projection is
-fixed; no gradient flows through the selection, only through the attention over
-the retrieved behaviours.
+Retrieval uses the embeddings the model is training, hashed afresh at every step,
+so retrieval and CTR model are one end-to-end model. The projection is fixed; no
+gradient flows through the selection, only through the attention over the
+retrieved behaviours.
+
+What is hashed is the item's representation: by default item ++ category
+embedding (ModelConfig.hash_category), as the paper's item embedding and
+FuxiCTR's ETA do; a category-blind item-id hash retrieves behaviours of the
+candidate's category barely above the history's base rate (docs/eta_diagnosis.md).
+The code of item i in category c is sign(e_i · R_item + e_c · R_category) with
+R = [R_item; R_category] the SimHash projection [2d, m]: the two partial
+projections are computed (and, at export, precomputed per vocabulary entry)
+separately, then added, in training and in serving alike.
 """
 
 import tensorflow as tf
 
 from models import features
 from models.architectures.base import (STAGE_RETRIEVAL, CtrModel, attend_retrieved, long_mask,
-                                       retrieved_behaviours)
+                                       long_summary, retrieved_behaviours)
 from models.layers import HammingTopK, SimHash
 
 
@@ -22,30 +31,78 @@ class EtaModel(CtrModel):
     self.simhash = SimHash(num_bits=config.hash_bits, seed=config.seed, name="simhash")
     self.top_k = HammingTopK(config.top_k, kernel=config.retrieval_kernel, name="hamming_top_k")
     self.long_attention = self._attention("long_attention")
-    self.item_codes_table = None  # [V, W] int64, set by freeze_item_codes() at export
+    # Set by freeze_item_codes() at export, so that serving looks up instead of
+    # hashing: hash_category=False: [V, W] int64 codes of every item (8 bytes per
+    # item per 64 bits); True: [V, m] and [V_category, m] float32 partial
+    # projections (4 * m bytes per item), added per (item, category) pair.
+    self.item_codes_table = None
+    self.item_projection_table = None
+    self.category_projection_table = None
+
+  @property
+  def hashed_dim(self) -> int:
+    """Size of the hashed vector: d (item) or 2d (item ++ category)."""
+    return self.config.embedding_dim * (2 if self.config.hash_category else 1)
+
+  def _project(self, embeddings: tf.Tensor, offset: int) -> tf.Tensor:
+    """[N, d] -> [N, m]: embeddings times rows offset..offset+d of the projection."""
+    if not self.simhash.built:
+      self.simhash.build(tf.TensorShape([None, self.hashed_dim]))
+    rows = self.simhash.projection[offset:offset + embeddings.shape[-1]]
+    return tf.matmul(embeddings, rows)
+
+  def _projections(self, table, embedding, indices, offset):
+    """[N] indices -> [N, m] partial projections (looked up once frozen)."""
+    if table is not None:
+      return tf.gather(table, indices)
+    # Each distinct index is projected once: a batch of histories repeats items a
+    # lot, and projecting B * L embeddings is most of retrieval's cost in training.
+    distinct, position = tf.unique(indices)
+    return tf.gather(self._project(embedding(distinct), offset), position)
+
+  @property
+  def frozen(self) -> bool:
+    """Whether freeze_item_codes() has run."""
+    return self.item_codes_table is not None or self.item_projection_table is not None
 
   def freeze_item_codes(self):
-    """Precomputes every vocabulary item's code; serving then looks codes up."""
-    table = self.item_embedding.embeddings
-    self.item_codes_table = tf.Variable(self.simhash(table), trainable=False,
-                                        name="item_codes")
+    """Precomputes what serving needs of every vocabulary item (and category): codes,
+    or partial projections with hash_category. Training after this would use
+    stale codes."""
+    items = self.item_embedding.embeddings
+    if not self.config.hash_category:
+      self.item_codes_table = tf.Variable(
+          self.simhash.codes_from_projection(self._project(items, 0)), trainable=False,
+          name="item_codes")
+      return
+    self.item_projection_table = tf.Variable(self._project(items, 0), trainable=False,
+                                             name="item_projections")
+    self.category_projection_table = tf.Variable(
+        self._project(self.category_embedding.embeddings, self.config.embedding_dim),
+        trainable=False, name="category_projections")
 
-  def item_codes(self, item_indices: tf.Tensor) -> tf.Tensor:
-    """[...] item indices -> [..., W] SimHash codes of their current embeddings."""
+  def item_codes(self, item_indices: tf.Tensor, category_indices: tf.Tensor) -> tf.Tensor:
+    """[...] item and category indices -> [..., W] int64 SimHash codes of their
+    current representations (see the module docstring)."""
+    shape = tf.concat([tf.shape(item_indices), [self.simhash.num_words]], 0)
+    items = tf.reshape(item_indices, [-1])
     if self.item_codes_table is not None:
-      return tf.gather(self.item_codes_table, item_indices)
-    # Each distinct item is hashed once: a batch of histories repeats items a
-    # lot, and hashing B * L embeddings is most of retrieval's cost in training.
-    distinct, position = tf.unique(tf.reshape(item_indices, [-1]))
-    codes = tf.gather(self.simhash(self.item_embedding(distinct)), position)
-    return tf.reshape(codes, tf.concat([tf.shape(item_indices), [self.simhash.num_words]], 0))
+      return tf.reshape(tf.gather(self.item_codes_table, items), shape)
+    projected = self._projections(self.item_projection_table, self.item_embedding, items, 0)
+    if self.config.hash_category:
+      projected += self._projections(self.category_projection_table, self.category_embedding,
+                                     tf.reshape(category_indices, [-1]),
+                                     self.config.embedding_dim)
+    return tf.reshape(self.simhash.codes_from_projection(projected), shape)
 
   def retrieve(self, inputs):
     """(indices, distances, valid), each [B, C, k]: the behaviours each candidate attends to."""
     with tf.name_scope(STAGE_RETRIEVAL):
       candidates, history = inputs[features.ITEM], inputs[features.LONG_ITEMS]
       # One lookup for candidates and history together, so items in both hash once.
-      codes = self.item_codes(tf.concat([candidates, history], axis=1))  # [B, C + L, W]
+      codes = self.item_codes(
+          tf.concat([candidates, history], axis=1),
+          tf.concat([inputs[features.CATEGORY], inputs[features.LONG_CATEGORIES]], axis=1))
       n_candidates = tf.shape(candidates)[1]
       candidate_codes, behaviour_codes = codes[:, :n_candidates], codes[:, n_candidates:]
       return self.top_k([candidate_codes, behaviour_codes], behaviour_mask=long_mask(inputs))
@@ -54,3 +111,18 @@ class EtaModel(CtrModel):
     indices, _, valid = self.retrieve(inputs)
     return attend_retrieved(self.long_attention, candidates,
                             retrieved_behaviours(self, inputs, indices), valid, training)
+
+
+class EtaSummaryModel(EtaModel):
+  """ETA plus a candidate-independent summary of all L behaviours (beyond the paper).
+
+  Top-k retrieval keeps what resembles the candidate and loses the user's
+  aggregate taste, which on MovieLens alone (`avg_pool`) is worth more than the
+  retrieval. The summary is the masked mean of the L behaviour vectors, computed
+  once per history, O(L * d), and shared by every candidate of a request; it goes
+  beside the retrieved-attention output: [B, C, 2D] (attention ++ summary).
+  """
+
+  def long_interest(self, inputs, candidates, training):
+    retrieved = super().long_interest(inputs, candidates, training)
+    return tf.concat([retrieved, long_summary(self, inputs, candidates)], -1)

@@ -62,8 +62,9 @@ def test_eta_retrieves_nearest_codes_and_never_padding():
   per_candidate = dict(batch, **{features.ITEM: batch[features.ITEM][:, None],
                                  features.CATEGORY: batch[features.CATEGORY][:, None]})
   indices, distances, valid = (t.numpy()[:, 0] for t in model.retrieve(per_candidate))
-  codes = model.item_codes(batch[features.LONG_ITEMS]).numpy()
-  candidate_codes = model.item_codes(batch[features.ITEM]).numpy()
+  codes = model.item_codes(batch[features.LONG_ITEMS],
+                           batch[features.LONG_CATEGORIES]).numpy()
+  candidate_codes = model.item_codes(batch[features.ITEM], batch[features.CATEGORY]).numpy()
   lengths = batch[features.LONG_LENGTH].numpy()
   for row in range(16):
     assert valid[row].sum() == min(lengths[row], CONFIG.top_k)
@@ -101,11 +102,54 @@ def test_eta_gradients_reach_retrieved_item_embeddings_and_projection_is_fixed()
   np.testing.assert_array_equal(model.simhash.projection.numpy(), projection)
 
 
-def test_frozen_code_table_equals_on_the_fly_codes():
-  model = _model("eta")
-  batch = transformed_batch(CONFIG, 8, seed=5)
+@pytest.mark.parametrize("hash_category", [True, False])
+def test_frozen_code_table_equals_on_the_fly_codes(hash_category):
+  config = ModelConfig(**{**CONFIG.__dict__, "hash_category": hash_category})
+  model = _model("eta", config)
+  batch = transformed_batch(config, 8, seed=5)
   before = model(batch).numpy()
-  live = model.item_codes(batch[features.LONG_ITEMS]).numpy()
+  items, categories = batch[features.LONG_ITEMS], batch[features.LONG_CATEGORIES]
+  live = model.item_codes(items, categories).numpy()
+  # The codes are signs of projections; none is within float error of 0, so
+  # equality below does not depend on how the matmul rounds.
+  projected = model._project(model.item_embedding(items), 0)
+  if hash_category:
+    projected += model._project(model.category_embedding(categories), config.embedding_dim)
+  assert np.abs(projected.numpy()).min() > 1e-5
   model.freeze_item_codes()
-  np.testing.assert_array_equal(model.item_codes(batch[features.LONG_ITEMS]).numpy(), live)
+  assert model.frozen
+  np.testing.assert_array_equal(model.item_codes(items, categories).numpy(), live)
   np.testing.assert_array_equal(model(batch).numpy(), before)
+
+
+def test_hashing_category_makes_same_item_codes_differ_by_category():
+  model = _model("eta")
+  items = tf.constant([[5, 5, 5]], tf.int64)
+  codes = model.item_codes(items, tf.constant([[1, 1, 2]], tf.int64)).numpy()[0]
+  np.testing.assert_array_equal(codes[0], codes[1])
+  assert (codes[0] != codes[2]).any()
+  blind = _model("eta", ModelConfig(**{**CONFIG.__dict__, "hash_category": False}))
+  codes = blind.item_codes(items, tf.constant([[1, 1, 2]], tf.int64)).numpy()[0]
+  np.testing.assert_array_equal(codes[0], codes[2])
+
+
+def test_eta_summary_adds_the_mean_of_the_long_sequence_to_eta():
+  model = _model("eta_summary")
+  batch = transformed_batch(CONFIG, 6, seed=6)
+  model(batch)
+  per_candidate = dict(batch, **{features.ITEM: batch[features.ITEM][:, None],
+                                 features.CATEGORY: batch[features.CATEGORY][:, None]})
+  candidates = model.candidate_vectors(per_candidate[features.ITEM],
+                                       per_candidate[features.CATEGORY])
+  interest = model.long_interest(per_candidate, candidates, training=False).numpy()[:, 0]
+  vectors = (tf.concat([model.item_embedding(batch[features.LONG_ITEMS]),
+                        model.category_embedding(batch[features.LONG_CATEGORIES])], -1)
+             + model.time_gap_embedding(batch[features.LONG_TIME_GAPS])).numpy()
+  lengths = batch[features.LONG_LENGTH].numpy()
+  for row in range(6):
+    expected = vectors[row, :lengths[row]].mean(0) if lengths[row] else np.zeros(
+        vectors.shape[-1])
+    np.testing.assert_allclose(interest[row, -vectors.shape[-1]:], expected, atol=1e-6)
+  attention_only = super(type(model), model).long_interest(per_candidate, candidates, False)
+  np.testing.assert_allclose(interest[:, :-vectors.shape[-1]], attention_only.numpy()[:, 0],
+                             atol=1e-6)

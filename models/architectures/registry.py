@@ -8,10 +8,11 @@ from eta_ctr.config import ModelConfig
 from models.architectures.baselines import (AvgPoolModel, DinLongModel, DinModel, SdimModel,
                                             SimHardModel)
 from models.architectures.base import CtrModel
-from models.architectures.eta import EtaModel
+from models.architectures.eta import EtaModel, EtaSummaryModel
 
 MODELS = {
     "eta": EtaModel,
+    "eta_summary": EtaSummaryModel,
     "avg_pool": AvgPoolModel,
     "din": DinModel,
     "din_long": DinLongModel,

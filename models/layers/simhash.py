@@ -131,6 +131,14 @@ class SimHash(keras.layers.Layer):
   def call(self, inputs):
     return pack_bits(self._projection_bits(inputs))
 
+  @staticmethod
+  def codes_from_projection(projected: tf.Tensor) -> tf.Tensor:
+    """[..., num_bits] projections x @ R (float) -> [..., W] int64 codes.
+
+    For callers that compute x @ R themselves, e.g. as a sum of partial
+    projections of the parts of a concatenated x (ETA's item ++ category)."""
+    return pack_bits(projected > 0)
+
   def compute_output_shape(self, input_shape):
     return tf.TensorShape(input_shape)[:-1].concatenate([self.num_words])
 
