@@ -84,7 +84,8 @@ def test_every_component_succeeds_and_the_pushed_model_scores_examples(run):
     trained = json.load(handle)
   assert [entry["step"] for entry in trained["validation_history"]] == [100, 150]
   assert trained["best_step"] in (100, 150) and trained["train_steps_budget"] == 150
-  best = min(trained["validation_history"], key=lambda entry: entry["logloss"])
+  # The default selection metric: the highest valid AUC - logloss.
+  best = max(trained["validation_history"], key=lambda entry: entry["auc"] - entry["logloss"])
   assert trained["best_step"] == best["step"] and trained["valid_logloss"] == best["logloss"]
   assert summary["training"]["best_step"] == trained["best_step"]
 
