@@ -4,7 +4,7 @@ This module is the contract between the readers, the per-user history builder
 and every later stage (Transform reads the feature names from here).
 """
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, Tuple
 
 # Features of every emitted tf.Example.
 USER_ID = "user_id"
@@ -50,6 +50,10 @@ class Event(NamedTuple):
 
   `raw` is the source row as read and `origin` where it is ('FILE:LINE'), kept
   so a later rejection (duplicate) can still dead-letter the original row.
+  `side` holds the declared side features' values, in declaration order
+  (components/side_features.py parse_row; () without features). `ignored` names
+  the row's columns that are neither built-in nor declared (the ingest reports
+  them once, then clears the field).
   """
   user_id: str
   item_id: str
@@ -58,10 +62,13 @@ class Event(NamedTuple):
   label: int
   raw: str = ""
   origin: str = ""
+  side: Tuple[Any, ...] = ()
+  ignored: Tuple[str, ...] = ()
 
   def key(self):
-    """What makes two events exact duplicates (the raw text may differ)."""
-    return (self.timestamp, self.item_id, self.category, self.label)
+    """What makes two events exact duplicates (the raw text may differ): the
+    same time, item, category, label and side-feature values."""
+    return (self.timestamp, self.item_id, self.category, self.label, self.side)
 
 
 class RowError(ValueError):

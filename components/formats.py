@@ -49,6 +49,8 @@ class ClickLogFormat:
       arguments (e.g. MovieLens' min_positive_rating).
     model_defaults: ModelConfig fields that suit this data (e.g. shorter
       sequences for MovieLens-100k).
+    supports_features: its rows may carry declared side-feature columns
+      (components/side_features.py); parser_factory then takes `features`.
   """
   name: str
   description: str
@@ -61,11 +63,22 @@ class ClickLogFormat:
   rows_file: Optional[Callable[[str], str]] = None
   source_options: Tuple[str, ...] = ()
   model_defaults: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  supports_features: bool = False
 
-  def make_parser(self, source, files: Sequence[str]) -> Callable:
+  def make_parser(self, source, files: Sequence[str], features: Sequence[Any] = ()) -> Callable:
     """The row parser for a SourceConfig `source` whose files are `files`:
-    parser_factory(source.path, files, **the source_options fields of source)."""
+    parser_factory(source.path, files, **the source_options fields of source),
+    with `features=` the declared side features (FeatureSpecs) when there are any.
+
+    Raises:
+      ValueError: features are declared and this format carries none.
+    """
     options = {name: getattr(source, name) for name in self.source_options}
+    if features:
+      if not self.supports_features:
+        raise ValueError(f"the {self.name} format has no side-feature columns; declare "
+                         "features for csv, jsonl or parquet logs")
+      options["features"] = tuple(features)
     return self.parser_factory(source.path, files, **options)
 
 
@@ -118,9 +131,10 @@ def read_parquet_records(pipeline, files: Sequence[str]):
           | "Spread" >> beam.Reshuffle())
 
 
-def _csv_parser(path: str, files: Sequence[str]):
+def _csv_parser(path: str, files: Sequence[str], features: Sequence[Any] = ()):
   """Each file's own header governs that file (headers may order columns
-  differently); a file without a usable header is an error naming it."""
+  differently); a file without a usable header, or lacking a declared feature
+  column, is an error naming it."""
   from components import text_records  # pylint: disable=g-import-not-at-top
   headers = {}
   for name in files:
@@ -129,7 +143,24 @@ def _csv_parser(path: str, files: Sequence[str]):
       raise ValueError(f"{name}: no CSV header (the file is empty or its first line is "
                        "not UTF-8 text)")
     headers[name] = parsing.split_csv_line(header.text)
-  return parsing.CsvRowParser(headers)
+  return parsing.CsvRowParser(headers, features)
+
+
+def _parquet_schema_columns(path: str) -> List[str]:
+  import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=g-import-not-at-top
+  with FileSystems.open(path) as handle:
+    return list(pq.ParquetFile(handle).schema_arrow.names)
+
+
+def _parquet_parser(path: str, files: Sequence[str], features: Sequence[Any] = ()):
+  """Each file's own schema; with declared features, a file whose schema lacks
+  one is an error naming the column and the file (its schema is read once)."""
+  if features:
+    for name in files:
+      parsing.check_feature_columns(_parquet_schema_columns(name), name, features,
+                                    "Parquet schema")
+  return parsing.RecordRowParser(features)
 
 
 def read_movielens_ratings(pipeline, files: Sequence[str]):
@@ -142,16 +173,17 @@ FORMATS: Tuple[ClickLogFormat, ...] = (
     ClickLogFormat(
         name="csv", description="CSV with a header row naming the columns (any order)",
         extensions=(".csv", ".csv.gz"), guessed_from_extension=True,
-        reader=read_csv_records, parser_factory=_csv_parser),
+        reader=read_csv_records, parser_factory=_csv_parser, supports_features=True),
     ClickLogFormat(
         name="jsonl", description="one JSON object per line",
         extensions=(".jsonl", ".json", ".jsonl.gz", ".json.gz"), guessed_from_extension=True,
-        reader=read_lines, parser_factory=lambda path, files: parsing.JsonLinesRowParser()),
+        reader=read_lines, supports_features=True,
+        parser_factory=lambda path, files, features=(): parsing.JsonLinesRowParser(features)),
     ClickLogFormat(
         name="parquet", description="Parquet files with the columns",
         extensions=(".parquet",), guessed_from_extension=True,
-        reader=read_parquet_records,
-        parser_factory=lambda path, files: parsing.RecordRowParser()),
+        reader=read_parquet_records, parser_factory=_parquet_parser,
+        supports_features=True),
     ClickLogFormat(
         name="movielens", description="a MovieLens directory, its layout told from its "
         "files (ml-100k, ml-1m, ml-10m, ml-latest[-small], ml-20m/25m/32m); "

@@ -13,7 +13,7 @@ from typing import Any, Dict, Tuple
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from components import events, histories, sources, text_records
+from components import events, histories, side_features, sources, text_records
 from components.events import RowError
 from components.negatives import NegativeSampler
 from eta_ctr.config import EtaConfig
@@ -21,6 +21,7 @@ from eta_ctr.config import EtaConfig
 DEAD_LETTER_DIR = "dead_letter"
 STATS_FILE = "ingest_stats.json"
 EXAMPLE_FILE_PREFIX = "data_tfrecord"  # ExampleGen's file name
+IGNORED_COLUMNS = histories.IGNORED_COLUMNS
 
 
 def parse_record(parser, record: text_records.RawRecord):
@@ -48,28 +49,44 @@ def parse_record(parser, record: text_records.RawRecord):
 # Beam's inference would otherwise see the TaggedOutput in it.
 @beam.typehints.with_output_types(Tuple[str, events.Event])
 class _ParseRows(beam.DoFn):
-  """RawRecord -> (user_id, Event), or a dead-letter record on the `dead_letter` tag."""
+  """RawRecord -> (user_id, Event), or a dead-letter record on the `dead_letter` tag.
+
+  A file's columns that are neither built-in nor declared go out once per
+  (file, column) and worker on the `stats` tag ({IGNORED_COLUMNS: {column: {file: 1}}}).
+  """
 
   def __init__(self, parser):
     self._parser = parser
+    self._reported = None
+
+  def setup(self):
+    self._reported = set()
 
   def process(self, record):
     event, dead_letter = parse_record(self._parser, record)
     if event is None:
       yield beam.pvalue.TaggedOutput(histories.DEAD_LETTER, dead_letter)
       return
+    if event.ignored:
+      for column in event.ignored:
+        if (record.source, column) not in self._reported:
+          self._reported.add((record.source, column))
+          yield beam.pvalue.TaggedOutput(
+              histories.STATS, {IGNORED_COLUMNS: {column: {record.source: 1}}})
+      event = event._replace(ignored=())
     yield event.user_id, event
 
 
 class _BuildUserExamples(beam.DoFn):
   """(user_id, events) -> examples on `train`/`valid`/`eval`, plus dead letters and stats."""
 
-  def __init__(self, ingest_config):
+  def __init__(self, ingest_config, features=()):
     self._config = ingest_config
+    self._features = tuple(features)
     self._sampler = None
     self._sampler_source = None
 
-  def process(self, user_and_events, catalogue=None):
+  def process(self, user_and_events, catalogue=None, item_attributes=None):
     user_id, user_events = user_and_events
     sampler = None
     if catalogue is not None:
@@ -80,7 +97,8 @@ class _BuildUserExamples(beam.DoFn):
         self._sampler_source = catalogue
       sampler = self._sampler
     for kind, payload in histories.build_user_examples(user_id, user_events, self._config,
-                                                       sampler):
+                                                       sampler, self._features,
+                                                       item_attributes):
       if kind == histories.EXAMPLE:
         split, serialized = payload
         yield beam.pvalue.TaggedOutput(split, serialized)
@@ -116,6 +134,13 @@ class _MergeCounts(beam.CombineFn):
     return accumulator
 
 
+def _timed_item_values(user_and_event, features):
+  """(user_id, Event) -> (item_id, (timestamp, its item features' values)): the
+  earliest row's values (ties: the smallest values) describe a sampled negative."""
+  event = user_and_event[1]
+  return event.item_id, (event.timestamp, side_features.item_values(features, event.side))
+
+
 class ClickLogToExamples(beam.PTransform):
   """pipeline -> {each of config.ingest.split_names ('train', ['valid',] 'eval'):
   serialized tf.Examples, 'dead_letter': dicts, 'stats': one nested dict of counts}."""
@@ -126,10 +151,11 @@ class ClickLogToExamples(beam.PTransform):
 
   def expand(self, pipeline):
     source, ingest = self._config.source, self._config.ingest
+    features = self._config.features
     rows = pipeline | "ReadRows" >> sources.ReadRawRows(source)
     parsed = rows | "Parse" >> beam.ParDo(
-        _ParseRows(sources.make_parser(source))).with_outputs(
-            histories.DEAD_LETTER, main="events")
+        _ParseRows(sources.make_parser(source, features))).with_outputs(
+            histories.DEAD_LETTER, histories.STATS, main="events")
     by_user = parsed.events | "GroupByUser" >> beam.GroupByKey()
     side_inputs = {}
     if ingest.negatives_per_positive > 0:
@@ -137,8 +163,14 @@ class ClickLogToExamples(beam.PTransform):
           parsed.events
           | "CatalogueItems" >> beam.Map(lambda kv: (kv[1].item_id, kv[1].category))
           | "DistinctItems" >> beam.Distinct())
+      if any(spec.entity == side_features.ITEM for spec in features):
+        side_inputs["item_attributes"] = beam.pvalue.AsDict(
+            parsed.events
+            | "ItemFeatures" >> beam.Map(_timed_item_values, features)
+            | "EarliestItemRow" >> beam.CombinePerKey(min)
+            | "DropTime" >> beam.MapTuple(lambda item, timed: (item, timed[1])))
     built = by_user | "BuildHistories" >> beam.ParDo(
-        _BuildUserExamples(ingest), **side_inputs).with_outputs(
+        _BuildUserExamples(ingest, features), **side_inputs).with_outputs(
             *events.SPLITS, histories.DEAD_LETTER, histories.STATS)
 
     dead_letter = ((parsed[histories.DEAD_LETTER], built[histories.DEAD_LETTER])
@@ -148,7 +180,7 @@ class ClickLogToExamples(beam.PTransform):
     parse_rejections = (
         parsed[histories.DEAD_LETTER]
         | "RejectionReason" >> beam.Map(lambda record: {"rejected": {record["reason"]: 1}}))
-    stats = ((rows_read, parse_rejections, built[histories.STATS])
+    stats = ((rows_read, parse_rejections, parsed[histories.STATS], built[histories.STATS])
              | "MergeStats" >> beam.Flatten()
              | "SumStats" >> beam.CombineGlobally(_MergeCounts()))
     return {**{split: built[split] for split in ingest.split_names},

@@ -11,7 +11,7 @@ import pytest
 
 from components import events, example_io, synth
 from components.ingest_job import run_ingest
-from eta_ctr.config import EtaConfig, IngestConfig, SourceConfig
+from eta_ctr.config import EtaConfig, FeatureSpec, IngestConfig, SourceConfig
 
 HEADER = "user_id,item_id,category,timestamp,label"
 # Logs of 1-2 events per user: half in eval, and no valid split (one train-period
@@ -274,3 +274,92 @@ def test_a_directory_mixing_every_dirty_case_completes_and_reconciles(tmp_path):
   dead = {d["source"].rsplit("/", 1)[1]: d["reason"] for d in _dead_letters(out)}
   assert dead == {"c.csv:2": events.BAD_ENCODING, "c.csv:3": events.MALFORMED_ROW,
                   "c.csv:4": events.MALFORMED_ROW, "c.csv:5": events.BAD_TIMESTAMP}
+
+
+# Side features: one user categorical, one item numeric (kept in the history), one
+# context categorical, plus a column nobody declared.
+SIDE = (FeatureSpec("age", "user", "categorical"),
+        FeatureSpec("price", "item", "numeric", in_history=True),
+        FeatureSpec("device", "context", "categorical"))
+SIDE_HEADER = "user_id,item_id,category,timestamp,label,age,price,device,campaign"
+SIDE_ROWS = ["u1,i1,c1,1600000000,1,25-34,9.5,app,x",
+             "u1,i2,c1,1600000060,0,25-34,,web,x",      # price missing: 0 + price_missing
+             "u1,i3,c2,1600000120,1,25-34,12,app,x",
+             "u2,i1,c1,1600000000,1,,8.0,app,y",        # age missing: "" (an OOV bucket)
+             "u2,i3,c2,1600000100,1,,4.25,,y",
+             "u2,i4,c2,1600000200,1,,3,app,y"]
+BAD_PRICE = "u2,i5,c2,1600000300,1,,cheap,app,y"
+
+
+def _ingest_with_features(path, out, features=SIDE, **ingest):
+  config = EtaConfig(source=SourceConfig(format="csv", path=str(path)),
+                     ingest=IngestConfig(**{**TINY, **ingest}), features=features)
+  return run_ingest(config, str(out), min_split_examples=0)
+
+
+def test_side_feature_columns_travel_onto_the_examples(tmp_path):
+  path = tmp_path / "log.csv"
+  path.write_text("\n".join([SIDE_HEADER] + SIDE_ROWS + [BAD_PRICE]) + "\n")
+  out = tmp_path / "out"
+  report = _ingest_with_features(path, out)
+  assert (report["rows_read"], report["rows_valid"]) == (7, 6) and _reconciles(report)
+  assert report["rows_rejected"][events.INVALID_FIELD] == 1
+  (dead,) = _dead_letters(out)
+  assert (dead["reason"], dead["detail"]) == (events.INVALID_FIELD,
+                                               "price 'cheap' is not a number")
+  assert dead["row"] == BAD_PRICE and dead["source"] == f"{path}:8"
+  assert report["ignored_columns"] == {"campaign": 1}  # reported, never silently dropped
+  side = report["side_features"]
+  assert {name: v["rows"] for name, v in side["missing_values"].items()} == {
+      "age": 3, "price": 1, "device": 1}
+  assert side["bytes_per_example"] > side["bytes_per_example_without_history_features"] > 0
+
+  examples = {(ex["user_id"][0], ex["item_id"][0]): ex for split in events.SPLITS
+              for ex in example_io.read_examples(str(out), split)}
+  assert len(examples) == 6
+  first = examples[("u1", "i1")]
+  assert (first["age"], first["price"], first["price_missing"], first["device"]) == (
+      ["25-34"], [9.5], [0], ["app"])
+  assert "campaign" not in first
+  missing_price = examples[("u1", "i2")]
+  assert (missing_price["price"], missing_price["price_missing"]) == ([0.0], [1])
+  assert examples[("u2", "i1")]["age"] == [""] and examples[("u2", "i3")]["device"] == [""]
+  # hist_price: each behaviour's own price, parallel to hist_item_ids (clicks only).
+  last = examples[("u2", "i4")]
+  assert last["hist_item_ids"] == ["i3", "i1"]
+  assert last["hist_price"] == [4.25, 8.0] and last["hist_price_missing"] == [0, 0]
+  # Without features the same log gives the examples it always gave.
+  plain = _ingest(path, "csv", tmp_path / "plain", **TINY)
+  assert plain["ignored_columns"] == {"age": 1, "campaign": 1, "device": 1, "price": 1}
+  assert "side_features" not in plain
+  assert all(set(ex) == {"user_id", "item_id", "category", "timestamp", "label",
+                         "hist_item_ids", "hist_categories", "hist_timestamps"}
+             for split in events.SPLITS
+             for ex in example_io.read_examples(str(tmp_path / "plain"), split))
+
+
+def test_a_declared_column_missing_from_a_file_is_an_error_naming_both(tmp_path):
+  (tmp_path / "logs").mkdir()
+  (tmp_path / "logs" / "a.csv").write_text("\n".join([SIDE_HEADER] + SIDE_ROWS) + "\n")
+  (tmp_path / "logs" / "b.csv").write_text(
+      "user_id,item_id,category,timestamp,label,age,device\nu3,i1,c1,1600000000,1,18,app\n")
+  with pytest.raises(ValueError, match=r"b\.csv: the declared feature column 'price' is not"):
+    _ingest_with_features(tmp_path / "logs", tmp_path / "out")
+
+
+def test_sampled_negatives_take_their_items_earliest_features(tmp_path):
+  path = tmp_path / "log.csv"
+  u3 = "u3,i2,c1,1600000500,1,40,6.0,app,z"  # its negatives: i1, i3, i4
+  path.write_text("\n".join([SIDE_HEADER] + SIDE_ROWS + [u3]) + "\n")
+  out = tmp_path / "out"
+  report = _ingest_with_features(path, out, negatives_per_positive=3)
+  assert report["negatives_sampled"] > 0
+  # The earliest row's price (i3: 4.25 at t=100, not 12 at t=120; i1: a tie at the
+  # same second, the smaller values; i2: its first row had none).
+  earliest = {"i1": ([8.0], [0]), "i2": ([0.0], [1]), "i3": ([4.25], [0]), "i4": ([3.0], [0])}
+  negatives = [ex for split in events.SPLITS for ex in example_io.read_examples(str(out), split)
+               if ex["user_id"] == ["u3"] and ex["label"] == [0]]
+  assert sorted(ex["item_id"][0] for ex in negatives) == ["i1", "i3", "i4"]
+  for ex in negatives:
+    assert (ex["price"], ex["price_missing"]) == earliest[ex["item_id"][0]], ex
+    assert (ex["age"], ex["device"]) == (["40"], ["app"])  # the positive's user and context

@@ -11,11 +11,11 @@ import datetime
 import io
 import json
 import math
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from dateutil import parser as dateutil_parser
 
-from components import events, rules
+from components import events, rules, side_features
 from components.events import Event, RowError
 from components.text_records import RawRecord
 
@@ -149,10 +149,20 @@ def parse_label(value: Any) -> int:
   return int(number)
 
 
-def event_from_fields(fields: Mapping[str, Any], raw: str) -> Event:
-  """Validates one generic-table row given as a column -> value mapping."""
+BUILT_IN_COLUMNS = frozenset(events.REQUIRED_COLUMNS + events.OPTIONAL_COLUMNS)
+
+
+def event_from_fields(fields: Mapping[str, Any], raw: str, features: Sequence[Any] = (),
+                      ignored: Optional[Sequence[str]] = None) -> Event:
+  """Validates one generic-table row given as a column -> value mapping.
+
+  features: the declared side features (FeatureSpecs), read from their columns
+  (an absent column is a missing value; see components/side_features.py).
+  ignored: the row's undeclared extra columns when the caller knows them (a CSV
+  file's header); None: every key of `fields` that is neither built-in nor declared.
+  """
   category = fields.get(events.CATEGORY)
-  return Event(
+  event = Event(
       user_id=parse_id(fields.get(events.USER_ID), events.USER_ID),
       item_id=parse_id(fields.get(events.ITEM_ID), events.ITEM_ID),
       category=(events.DEFAULT_CATEGORY if _is_missing(category)
@@ -160,6 +170,30 @@ def event_from_fields(fields: Mapping[str, Any], raw: str) -> Event:
       timestamp=parse_timestamp(fields.get(events.TIMESTAMP)),
       label=parse_label(fields.get(events.LABEL)),
       raw=raw)
+  if features:
+    event = event._replace(side=side_features.parse_row(features, fields))
+  if ignored is None:
+    ignored = extra_columns(fields, features)
+  return event._replace(ignored=tuple(ignored)) if ignored else event
+
+
+def extra_columns(columns, features: Sequence[Any] = ()) -> Tuple[str, ...]:
+  """The columns that are neither built-in nor declared features, sorted."""
+  declared = {spec.name for spec in features}
+  return tuple(sorted(str(c) for c in columns
+                      if c not in BUILT_IN_COLUMNS and c not in declared))
+
+
+def check_feature_columns(columns: Sequence[str], source: str, features: Sequence[Any],
+                          what: str = "CSV header"):
+  """Raises ValueError naming the file and the column when a declared feature is
+  not among a file's columns."""
+  missing = [spec.name for spec in features if spec.name not in columns]
+  if missing:
+    raise ValueError(f"{source}: the declared feature column{'s' if len(missing) > 1 else ''} "
+                     f"{', '.join(repr(m) for m in missing)} {'are' if len(missing) > 1 else 'is'}"
+                     f" not in the {what} {list(columns)}; add the column to every file or "
+                     "remove the --feature declaration")
 
 
 def split_csv_line(line: str, delimiter: str = ",") -> Sequence[str]:
@@ -195,9 +229,15 @@ def check_csv_header(header: Sequence[str], source: str) -> Sequence[str]:
 class CsvRowParser:
   """A record of a generic CSV file, read with its own file's header."""
 
-  def __init__(self, headers: Mapping[str, Sequence[str]]):
-    """headers: {file path: its header}; each is checked (check_csv_header)."""
+  def __init__(self, headers: Mapping[str, Sequence[str]], features: Sequence[Any] = ()):
+    """headers: {file path: its header}; each is checked (check_csv_header), and
+    must name every declared feature (check_feature_columns)."""
     self.headers = {path: check_csv_header(header, path) for path, header in headers.items()}
+    self.features = tuple(features)
+    for path, header in self.headers.items():
+      check_feature_columns(header, path, self.features)
+    self.extra = {path: extra_columns(header, self.features)
+                  for path, header in self.headers.items()}
 
   def __call__(self, record: RawRecord) -> Event:
     header = self.headers[record.source]
@@ -205,11 +245,16 @@ class CsvRowParser:
     if len(values) != len(header):
       raise RowError(events.MALFORMED_ROW,
                      f"{len(values)} columns where the header has {len(header)}")
-    return event_from_fields(dict(zip(header, values)), record.text)
+    return event_from_fields(dict(zip(header, values)), record.text, self.features,
+                             self.extra[record.source])
 
 
 class JsonLinesRowParser:
-  """A line holding one JSON object."""
+  """A line holding one JSON object. A declared feature's key absent from an
+  object is a missing value (JSON exporters omit nulls)."""
+
+  def __init__(self, features: Sequence[Any] = ()):
+    self.features = tuple(features)
 
   def __call__(self, record: RawRecord) -> Event:
     try:
@@ -218,14 +263,17 @@ class JsonLinesRowParser:
       raise RowError(events.MALFORMED_ROW, f"not JSON: {error}") from None
     if not isinstance(value, dict):
       raise RowError(events.MALFORMED_ROW, f"a JSON {type(value).__name__}, not an object")
-    return event_from_fields(value, record.text)
+    return event_from_fields(value, record.text, self.features)
 
 
 class RecordRowParser:
   """A record already decoded into a dict (Parquet)."""
 
+  def __init__(self, features: Sequence[Any] = ()):
+    self.features = tuple(features)
+
   def __call__(self, record: RawRecord) -> Event:
-    return event_from_fields(record.fields, record_to_text(record.fields))
+    return event_from_fields(record.fields, record_to_text(record.fields), self.features)
 
 
 def record_to_text(record: Any) -> str:

@@ -7,6 +7,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from components import events, histories
 
+IGNORED_COLUMNS = histories.IGNORED_COLUMNS
+
 REPORT_FILE = "ingest_report.json"
 # split_users: how many users have fewer than 2 events, none in eval, none in
 # train, none in valid (0 without a valid split).
@@ -59,9 +61,16 @@ def build_report(stats: Dict[str, Any], wall_time_s: float,
       "examples": examples,
       "examples_total": sum(examples.values()),
       "history_length": history_length_summary(stats.get("history_length", {})),
+      # Columns of the log that are neither built-in nor declared features:
+      # {column: number of files holding it}; their values are not used.
+      IGNORED_COLUMNS: {column: len(files) for column, files
+                        in sorted(stats.get(IGNORED_COLUMNS, {}).items())},
       "wall_time_s": round(wall_time_s, 3),
       "config": config,
   }
+  if histories.SIDE_FEATURES in stats:
+    report[histories.SIDE_FEATURES] = side_features_summary(
+        stats[histories.SIDE_FEATURES], report["examples_total"], report["rows_valid"])
   if report["rows_read"] != report["rows_valid"] + rejected["total"]:
     raise AssertionError(
         f"ingest counts do not reconcile: rows_read={report['rows_read']} != "
@@ -71,6 +80,27 @@ def build_report(stats: Dict[str, Any], wall_time_s: float,
         f"ingest counts do not reconcile: {report['examples_total']} examples != "
         f"{report['rows_valid']} valid rows + {report['negatives_sampled']} negatives")
   return report
+
+
+def side_features_summary(stats: Dict[str, Any], examples: int,
+                          rows_valid: int) -> Dict[str, Any]:
+  """The report's `side_features` (only with declared features): per feature the
+  valid rows whose value was missing (and their share), and the mean serialized
+  bytes per example, also without the hist_NAME lists where some feature has
+  in_history (what keeping item features in the history costs)."""
+  missing = stats.get(histories.MISSING_VALUES, {})
+  summary = {
+      "missing_values": {name: {"rows": int(count),
+                                "share": round(count / rows_valid, 6) if rows_valid else 0.0}
+                         for name, count in sorted(missing.items())},
+      "bytes_per_example": round(stats.get(histories.EXAMPLE_BYTES, 0) / examples, 1)
+                           if examples else 0.0,
+  }
+  if histories.EXAMPLE_BYTES_WITHOUT_HISTORY in stats:
+    summary["bytes_per_example_without_history_features"] = (
+        round(stats[histories.EXAMPLE_BYTES_WITHOUT_HISTORY] / examples, 1)
+        if examples else 0.0)
+  return summary
 
 
 def write_report(report: Dict[str, Any], output_dir: str) -> str:
@@ -96,6 +126,22 @@ def format_report(report: Dict[str, Any]) -> str:
       f"max {hist['max']}, empty {hist['empty_share']:.1%}",
       f"wall time          {report['wall_time_s']:>11.1f}s",
   ]
+  ignored = report.get(IGNORED_COLUMNS)
+  if ignored:
+    lines.append("ignored columns    " + ", ".join(
+        f"{column} ({files} file{'s' if files > 1 else ''})"
+        for column, files in ignored.items()) + "   (not declared as features)")
+  side = report.get(histories.SIDE_FEATURES)
+  if side:
+    missing = ", ".join(f"{name} {value['share']:.1%}"
+                        for name, value in side["missing_values"].items() if value["rows"])
+    lines.append(f"side features      {len(side['missing_values'])} declared, "
+                 f"missing: {missing or 'none'}")
+    size = f"bytes per example  {side['bytes_per_example']:,.1f}"
+    if "bytes_per_example_without_history_features" in side:
+      size += (f"   ({side['bytes_per_example_without_history_features']:,.1f} without the "
+               "history features)")
+    lines.append(size)
   return "\n".join(lines)
 
 

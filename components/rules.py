@@ -78,6 +78,20 @@ def unix_seconds_problem(seconds: Union[int, float]) -> Optional[str]:
   return None
 
 
+# The largest magnitude a numeric side feature (float32 on the example) can hold.
+MAX_FLOAT32 = 3.4028234663852886e38
+
+
+def numeric_problem(value: float) -> Optional[str]:
+  """Why a number is not a usable numeric side-feature value, or None: it must
+  be finite and within float32's range (components/side_features.py)."""
+  if not math.isfinite(value):
+    return "is not a finite number"
+  if abs(value) > MAX_FLOAT32:
+    return "is beyond float32's range"
+  return None
+
+
 def in_history(behaviour_time: int, event_time: int) -> bool:
   """Whether a behaviour at `behaviour_time` may be in the history of an event
   at `event_time`: strictly earlier only, so events of the same second are never

@@ -20,3 +20,10 @@ def test_fast_path_agrees_with_the_rule(value):
 def test_plain_batches_take_the_fast_path():
   assert rules.all_plain_ids([f"i{n}".encode() for n in range(100)] + [b"x" * 512])
   assert not rules.all_plain_ids([b"i1", "\u5546".encode()])  # valid, but checked one by one
+
+
+def test_numeric_side_feature_values_are_finite_float32():
+  assert rules.numeric_problem(0.0) is None and rules.numeric_problem(-3.4e38) is None
+  assert rules.numeric_problem(float("nan")) == "is not a finite number"
+  assert rules.numeric_problem(float("-inf")) == "is not a finite number"
+  assert rules.numeric_problem(1e39) == "is beyond float32's range"

@@ -6,7 +6,7 @@ transforms run on any Beam runner.
 """
 
 import os
-from typing import Callable, List
+from typing import Any, Callable, List, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -48,9 +48,11 @@ def _is_directory(path: str) -> bool:
   return path.endswith("/") or os.path.isdir(path)
 
 
-def make_parser(source: SourceConfig) -> Callable:
-  """The row parser of the source's format (reads a CSV header or u.item once)."""
-  return formats.get(source.format).make_parser(source, input_files(source))  # + source_options
+def make_parser(source: SourceConfig, features: Sequence[Any] = ()) -> Callable:
+  """The row parser of the source's format (reads a CSV header or u.item once),
+  reading the declared side `features` too (a file lacking one of their columns
+  raises ValueError naming the column and the file)."""
+  return formats.get(source.format).make_parser(source, input_files(source), features)
 
 
 class ReadRawRows(beam.PTransform):

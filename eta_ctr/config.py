@@ -11,7 +11,7 @@ import dataclasses
 import json
 from typing import Any, Dict, Optional, Tuple
 
-from components import events
+from components import events, side_features
 from components.formats import FORMAT_NAMES, get as get_format
 from components.movielens import DEFAULT_MIN_POSITIVE_RATING, check_min_positive_rating
 
@@ -19,6 +19,8 @@ from components.movielens import DEFAULT_MIN_POSITIVE_RATING, check_min_positive
 ETA_CONFIG_KEY = "eta_config"
 
 SPLIT_MODES = ("per_user", "global_time")
+# The EtaConfig field (and JSON key) of the declared side features.
+FEATURES_KEY = "features"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,27 +309,116 @@ class EvaluationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+  """One side feature: a column of the click log beyond the built-in ones
+  (components/side_features.py says what each declaration produces, end to end).
+
+  Attributes:
+    name: the column's name in the log, and the raw tf.Example feature's name.
+      A letter, then letters, digits, underscores; not a built-in column
+      (components/events.py), not starting with hist_/long_/short_, not ending
+      with _missing.
+    entity: who it describes: `user` (profile), `item` (attributes, e.g. brand,
+      price) or `context` (the request: device, hour, position).
+    kind: `categorical` (one value, a vocabulary index), `numeric` (one number,
+      z-scored) or `categorical_list` (several values, e.g. all genres).
+    vocab_size: categorical kinds: keep the most frequent values of the train
+      split (None = all); the rest share the OOV buckets.
+    num_oov_buckets: categorical kinds: buckets of values outside the vocabulary
+      (and of missing values); >= 1.
+    separator: categorical_list: what separates the values in a text cell (a
+      JSON or Parquet list needs none).
+    max_values: categorical_list: Transform keeps the first max_values values
+      (the ingest keeps them all).
+    default: the value of an empty cell, written as text (None: categorical ->
+      the OOV bucket, numeric -> the train mean with a missing indicator,
+      categorical_list -> no values). Must be a valid value of the kind.
+    in_history: item features only: also write hist_NAME, the value of each
+      history behaviour (from that behaviour's own row), parallel to
+      hist_item_ids. It costs storage: the ingest report gives the bytes per
+      example with and without. Not for categorical_list yet.
+  """
+  name: str
+  entity: str
+  kind: str
+  vocab_size: Optional[int] = None
+  num_oov_buckets: int = 1
+  separator: str = "|"
+  max_values: int = 8
+  default: Optional[str] = None
+  in_history: bool = False
+
+  def __post_init__(self):
+    problem = side_features.name_problem(self.name)
+    if problem:
+      raise ValueError(problem)
+    if self.entity not in side_features.ENTITIES:
+      raise ValueError(f"feature {self.name!r}: unknown entity {self.entity!r}; expected "
+                       f"one of {side_features.ENTITIES}")
+    if self.kind not in side_features.KINDS:
+      raise ValueError(f"feature {self.name!r}: unknown kind {self.kind!r}; expected one "
+                       f"of {side_features.KINDS}")
+    if self.vocab_size is not None and (self.kind not in side_features.CATEGORICAL_KINDS
+                                        or self.vocab_size < 1):
+      raise ValueError(f"feature {self.name!r}: vocab_size needs a categorical kind and "
+                       "must be >= 1 (or None: the whole vocabulary)")
+    if self.num_oov_buckets < 1:
+      raise ValueError(f"feature {self.name!r}: num_oov_buckets must be >= 1")
+    if not self.separator or self.max_values < 1:
+      raise ValueError(f"feature {self.name!r}: separator must be non-empty and "
+                       "max_values >= 1")
+    if self.in_history and (self.entity != side_features.ITEM
+                            or self.kind == side_features.CATEGORICAL_LIST):
+      raise ValueError(f"feature {self.name!r}: in_history is for item features of kind "
+                       "categorical or numeric only")
+    if self.default is not None and not isinstance(self.default, str):
+      object.__setattr__(self, "default", str(self.default))
+    side_features.check_default(self)  # raises ValueError naming the feature
+
+
+@dataclasses.dataclass(frozen=True)
 class EtaConfig:
-  """Everything a run needs; sections are added as the pipeline grows."""
+  """Everything a run needs; sections are added as the pipeline grows.
+
+  `features` declares the log's side-feature columns (FeatureSpec; dicts are
+  accepted and converted). Without any, the config's dict and JSON hold no
+  `features` key, so they (and every cache key built from them) are what they
+  were before side features existed.
+  """
   source: SourceConfig = dataclasses.field(default_factory=SourceConfig)
   ingest: IngestConfig = dataclasses.field(default_factory=IngestConfig)
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
   evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+  features: Tuple[FeatureSpec, ...] = ()
+
+  def __post_init__(self):
+    features = tuple(spec if isinstance(spec, FeatureSpec) else FeatureSpec(**spec)
+                     for spec in self.features)
+    object.__setattr__(self, "features", features)
+    side_features.check_names(features)  # raises ValueError naming the clash
+    if features and not get_format(self.source.format).supports_features:
+      raise ValueError(f"the {self.source.format} format has no side-feature columns; "
+                       "declare features for csv, jsonl or parquet logs")
 
   def to_dict(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
+    data = dataclasses.asdict(self)
+    if not self.features:
+      del data[FEATURES_KEY]
+    return data
 
   def to_json(self) -> str:
     return json.dumps(self.to_dict(), sort_keys=True)
 
   @classmethod
   def from_dict(cls, data: Dict[str, Any]) -> "EtaConfig":
-    sections = {f.name: f for f in dataclasses.fields(cls)}
+    sections = {f.name: f for f in dataclasses.fields(cls) if f.name != FEATURES_KEY}
+    data = dict(data)
+    features = data.pop(FEATURES_KEY, ())
     unknown = set(data) - set(sections)
     if unknown:
       raise ValueError(f"unknown config sections: {sorted(unknown)}")
-    kwargs = {}
+    kwargs = {FEATURES_KEY: tuple(features_from_dicts(features))}
     for name, value in data.items():
       section_type = sections[name].default_factory  # the section's dataclass
       kwargs[name] = section_type(**value)
@@ -352,7 +443,32 @@ class EtaConfig:
 
   def ingest_only(self) -> "EtaConfig":
     """Just the sections the ingest reads, so model changes keep its cache."""
-    return EtaConfig(source=self.source, ingest=self.ingest)
+    return EtaConfig(source=self.source, ingest=self.ingest, features=self.features)
 
   def replace(self, **sections) -> "EtaConfig":
     return dataclasses.replace(self, **sections)
+
+
+def features_from_dicts(entries) -> Tuple[FeatureSpec, ...]:
+  """FeatureSpecs from a list of dicts (a config's or a features file's).
+
+  Raises:
+    ValueError: an entry is not a dict, names an unknown option or is invalid.
+  """
+  known = {f.name for f in dataclasses.fields(FeatureSpec)}
+  specs = []
+  for entry in entries:
+    if isinstance(entry, FeatureSpec):
+      specs.append(entry)
+      continue
+    if not isinstance(entry, dict):
+      raise ValueError(f"a feature must be an object of {sorted(known)}, not {entry!r}")
+    unknown = set(entry) - known
+    if unknown:
+      raise ValueError(f"feature {entry.get('name')!r}: unknown options {sorted(unknown)}; "
+                       f"expected {sorted(known)}")
+    missing = [key for key in ("name", "entity", "kind") if key not in entry]
+    if missing:
+      raise ValueError(f"feature {entry.get('name')!r} lacks {missing}")
+    specs.append(FeatureSpec(**entry))
+  return tuple(specs)

@@ -103,3 +103,96 @@ def test_for_source_applies_the_format_model_defaults():
   assert EtaConfig.for_movielens().model == movielens.model
   assert EtaConfig.for_source(SourceConfig(format="csv", path="x.csv")).model == (
       EtaConfig().model)
+
+
+def _csv_source():
+  return SourceConfig(format="csv", path="log.csv")
+
+
+def test_features_round_trip_and_are_absent_from_the_json_without_any():
+  from eta_ctr.config import FeatureSpec
+  features = (FeatureSpec("age", "user", "categorical", vocab_size=100),
+              FeatureSpec("price", "item", "numeric", in_history=True, default="0.5"),
+              FeatureSpec("genres", "item", "categorical_list", separator=";", max_values=4))
+  config = EtaConfig(source=_csv_source(), features=features)
+  assert EtaConfig.from_json(config.to_json()) == config
+  assert config.ingest_only().features == features
+  assert EtaConfig(source=_csv_source(), features=[
+      {"name": "age", "entity": "user", "kind": "categorical", "vocab_size": 100}]
+                   ).features[0] == features[0]  # dicts are converted
+  assert "features" not in EtaConfig().to_dict() and "features" not in EtaConfig().to_json()
+  assert EtaConfig.from_json(EtaConfig().to_json()) == EtaConfig()
+
+
+def test_features_are_refused_with_the_reason():
+  from eta_ctr.config import FeatureSpec
+  with pytest.raises(ValueError, match="movielens format has no side-feature columns"):
+    EtaConfig(features=(FeatureSpec("age", "user", "categorical"),))
+  with pytest.raises(ValueError, match="'label' is a built-in column"):
+    FeatureSpec("label", "context", "categorical")
+  with pytest.raises(ValueError, match="unknown kind"):
+    FeatureSpec("age", "user", "text")
+  with pytest.raises(ValueError, match="declared twice"):
+    EtaConfig(source=_csv_source(), features=(FeatureSpec("age", "user", "categorical"),
+                                              FeatureSpec("age", "user", "numeric")))
+  with pytest.raises(ValueError, match="unknown options"):
+    EtaConfig.from_dict({"features": [{"name": "a", "entity": "user", "kind": "numeric",
+                                       "bucketize": 3}]})
+
+
+def test_feature_flags_and_features_file(tmp_path):
+  from eta_ctr import cli, flags
+  from eta_ctr.config import FeatureSpec
+  (tmp_path / "features.yaml").write_text(
+      "features:\n"
+      "  - {name: brand, entity: item, kind: categorical, in_history: true}\n"
+      "  - {name: genres, entity: item, kind: categorical_list, separator: ';'}\n")
+  (tmp_path / "features.json").write_text(
+      '[{"name": "hour", "entity": "context", "kind": "categorical"}]')
+  for command in (["ingest", "--output", "o"], ["compare", "--output", "o"], ["run"]):
+    args = cli.build_parser().parse_args(command + [
+        "--features-file", str(tmp_path / "features.yaml"),
+        "--feature", "age:user:categorical:vocab_size=50",
+        "--feature", "price:item:numeric:in_history=true:default=0"])
+    assert [f.name for f in flags.features_from_args(args)] == ["brand", "genres", "age",
+                                                                "price"]
+  config = flags.config_from_args(args, _csv_source())  # run's
+  assert config.features[2] == FeatureSpec("age", "user", "categorical", vocab_size=50)
+  assert config.features[3] == FeatureSpec("price", "item", "numeric", in_history=True,
+                                           default="0")
+  assert config.features[1].separator == ";"
+  args = cli.build_parser().parse_args(["run", "--features-file",
+                                        str(tmp_path / "features.json")])
+  assert flags.features_from_args(args) == (FeatureSpec("hour", "context", "categorical"),)
+  plain = cli.build_parser().parse_args(["run"])
+  assert flags.config_from_args(plain, _csv_source()).features == ()
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("age:user", "expected NAME:ENTITY:KIND"),
+    ("age:user:categorical:colour=red", "is not OPTION=VALUE"),
+    ("age:user:categorical:vocab_size=many", "is not an integer"),
+    ("price:item:numeric:in_history=maybe", "is not true or false"),
+    ("age:person:categorical", "unknown entity"),
+    ("user_id:user:categorical", "built-in column"),
+])
+def test_malformed_feature_flags_are_usage_errors(flag, message, capsys):
+  from eta_ctr import cli
+  with pytest.raises(SystemExit):
+    cli.build_parser().parse_args(["run", "--feature", flag])
+  assert message in capsys.readouterr().err
+
+
+def test_a_feature_clash_or_a_bad_file_stops_the_cli_with_the_reason(tmp_path):
+  from eta_ctr import cli, flags
+  (tmp_path / "bad.json").write_text('[{"name": "age", "entity": "user"}]')
+  args = cli.build_parser().parse_args(["run", "--features-file", str(tmp_path / "bad.json")])
+  with pytest.raises(SystemExit, match="lacks \\['kind'\\]"):
+    flags.config_from_args(args, _csv_source())
+  args = cli.build_parser().parse_args(["run", "--feature", "age:user:categorical",
+                                        "--feature", "age:item:numeric"])
+  with pytest.raises(SystemExit, match="declared twice"):
+    flags.config_from_args(args, _csv_source())
+  args = cli.build_parser().parse_args(["run", "--feature", "age:user:categorical"])
+  with pytest.raises(SystemExit, match="movielens format has no side-feature columns"):
+    flags.config_from_args(args, SourceConfig(format="movielens", path="/d"))

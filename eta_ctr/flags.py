@@ -7,14 +7,16 @@ default exist once. No TensorFlow, Beam or TFX is imported here.
 """
 
 import argparse
+import json
 import os
-from typing import Optional
+from typing import Optional, Tuple
 
-from components import datasets, formats, movielens
+from components import datasets, formats, movielens, side_features
 from eta_ctr.config import (DISTRIBUTIONS, MODEL_NAMES, RETRIEVAL_KERNELS, SELECTION_METRICS,
                             SPLIT_MODES,
-                            ATTENTION_TYPES, EtaConfig, EvaluationConfig, IngestConfig,
-                            ModelConfig, SourceConfig, TrainerConfig)
+                            ATTENTION_TYPES, EtaConfig, EvaluationConfig, FeatureSpec,
+                            IngestConfig, ModelConfig, SourceConfig, TrainerConfig,
+                            features_from_dicts)
 
 # Named data sets of --data (components/datasets.py; anything else is a path).
 MOVIELENS_100K = "movielens-100k"  # the default
@@ -82,6 +84,128 @@ def add_ingest_args(parser: argparse.ArgumentParser):
                      default=defaults.negatives_per_positive)
   group.add_argument("--history-includes-non-clicked", action="store_true")
   group.add_argument("--seed", type=int, default=defaults.seed)
+  add_feature_args(parser)
+
+
+def add_feature_args(parser: argparse.ArgumentParser):
+  """--feature and --features-file: the log's side-feature columns (EtaConfig.features)."""
+  group = parser.add_argument_group(
+      "side features (extra columns of a csv, jsonl or parquet log; undeclared ones are "
+      "reported as ignored)")
+  group.add_argument(
+      "--feature", action="append", type=parse_feature, default=[],
+      metavar="NAME:ENTITY:KIND[:OPTION=VALUE...]",
+      help=f"declare a column as a feature; ENTITY one of {', '.join(side_features.ENTITIES)}, "
+           f"KIND one of {', '.join(side_features.KINDS)}; OPTIONs: vocab_size=N, "
+           "num_oov_buckets=N, separator=S, max_values=N, default=VALUE, in_history=true "
+           "(item features: also hist_NAME, parallel to the history). Repeatable, e.g. "
+           "--feature age:user:categorical --feature price:item:numeric:in_history=true")
+  group.add_argument("--features-file", metavar="FILE",
+                     help="a JSON or YAML file declaring features: a list of objects (or "
+                          "{features: [...]}) with name, entity, kind and the options above; "
+                          "--feature flags are added after its features")
+
+
+# FeatureSpec options a --feature flag may set, and their types.
+_FEATURE_OPTIONS = {"vocab_size": int, "num_oov_buckets": int, "separator": str,
+                    "max_values": int, "default": str, "in_history": bool}
+
+
+def parse_feature(text: str) -> FeatureSpec:
+  """--feature NAME:ENTITY:KIND[:OPTION=VALUE...] -> FeatureSpec.
+
+  Raises:
+    argparse.ArgumentTypeError: malformed, an unknown option, or an invalid feature.
+  """
+  parts = text.split(":")
+  if len(parts) < 3:
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: expected NAME:ENTITY:KIND[:OPTION=VALUE...], e.g. age:user:categorical")
+  name, entity, kind = (part.strip() for part in parts[:3])
+  options = {}
+  for item in parts[3:]:
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if not sep or key not in _FEATURE_OPTIONS:
+      raise argparse.ArgumentTypeError(
+          f"{text!r}: {item!r} is not OPTION=VALUE with OPTION one of "
+          f"{', '.join(_FEATURE_OPTIONS)}")
+    try:
+      options[key] = _feature_option(_FEATURE_OPTIONS[key], value)
+    except ValueError:
+      wanted = {int: "an integer", bool: "true or false"}[_FEATURE_OPTIONS[key]]
+      raise argparse.ArgumentTypeError(f"{text!r}: {key}={value!r} is not "
+                                       f"{wanted}") from None
+  try:
+    return FeatureSpec(name=name, entity=entity, kind=kind, **options)
+  except ValueError as error:
+    raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+
+
+def _feature_option(kind, value: str):
+  if kind is bool:
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+      raise ValueError(value)
+    return lowered in ("true", "1", "yes")
+  if kind is int:
+    return int(value)
+  return value
+
+
+def read_features_file(path: str) -> Tuple[FeatureSpec, ...]:
+  """The features a JSON or YAML file declares (a list, or {features: [...]}).
+
+  Raises:
+    SystemExit: the file cannot be read or parsed, or declares an invalid feature.
+  """
+  try:
+    with open(path, encoding="utf-8") as handle:
+      text = handle.read()
+  except OSError as error:
+    raise SystemExit(f"eta: --features-file: {error}") from None
+  is_yaml = path.lower().endswith((".yaml", ".yml"))
+  try:
+    if is_yaml:
+      import yaml  # pylint: disable=g-import-not-at-top  (PyYAML: a dependency of TFX)
+      data = yaml.safe_load(text)
+    else:
+      data = json.loads(text)
+  except ImportError:
+    raise SystemExit(f"eta: --features-file {path}: reading YAML needs PyYAML "
+                     "(pip install pyyaml); or write the file as JSON") from None
+  except Exception as error:  # pylint: disable=broad-except  (JSON or YAML syntax)
+    raise SystemExit(f"eta: --features-file {path}: not valid "
+                     f"{'YAML' if is_yaml else 'JSON'}: {error}") from None
+  if isinstance(data, dict) and set(data) == {"features"}:
+    data = data["features"]
+  if not isinstance(data, list):
+    raise SystemExit(f"eta: --features-file {path}: expected a list of features (or "
+                     "{\"features\": [...]})")
+  try:
+    return features_from_dicts(data)
+  except (TypeError, ValueError) as error:
+    raise SystemExit(f"eta: --features-file {path}: {error}") from None
+
+
+def features_from_args(args) -> Tuple[FeatureSpec, ...]:
+  """The declared features: --features-file's, then the --feature flags'."""
+  features = ()
+  if getattr(args, "features_file", None):
+    features = read_features_file(args.features_file)
+  return tuple(features) + tuple(getattr(args, "feature", None) or ())
+
+
+def _with_features(config: EtaConfig, args) -> EtaConfig:
+  """config with the declared features; SystemExit with the reason when they are
+  refused (a clash of names, or a format without side-feature columns)."""
+  features = features_from_args(args)
+  if not features:
+    return config
+  try:
+    return config.replace(features=features)
+  except ValueError as error:
+    raise SystemExit(f"eta: {error}") from None
 
 
 def add_model_args(parser: argparse.ArgumentParser):
@@ -222,8 +346,8 @@ def config_from_args(args, source: SourceConfig) -> EtaConfig:
       auc_floor=args.auc_floor, max_auc_regression=args.max_auc_regression,
       max_logloss_over_base_rate=args.max_logloss_over_base_rate,
       max_calibration_error=args.max_calibration_error)
-  return base.replace(ingest=ingest_config_from_args(args), model=model, trainer=trainer,
-                      evaluation=evaluation)
+  return _with_features(base.replace(ingest=ingest_config_from_args(args), model=model,
+                                    trainer=trainer, evaluation=evaluation), args)
 
 
 def parse_variant(text: str):
@@ -273,6 +397,6 @@ def _variant_value(text: str):
 
 def ingest_config(args) -> EtaConfig:
   """The EtaConfig of `eta ingest` (source and ingest sections only)."""
-  return EtaConfig(source=resolve_source(args, args.output),
-                   ingest=ingest_config_from_args(args))
+  return _with_features(EtaConfig(source=resolve_source(args, args.output),
+                                  ingest=ingest_config_from_args(args)), args)
 

@@ -3,15 +3,27 @@
 One vocabulary covers the candidate item and the history items, so both live in
 one index space (likewise for categories). Index 0 is padding: vocabulary
 indices are shifted by one, OOV buckets follow the vocabulary.
+
+Declared side features (EtaConfig.features) add the tensors
+components.side_features.transformed_features lists: categoricals get a
+vocabulary of the train split capped at vocab_size (missing values, "", are
+left out of it and land in an OOV bucket), shared by an item feature's candidate
+and history values; numerics are z-scored with the mean and standard deviation
+of train's non-missing values (as tft.scale_to_z_score, but a missing value,
+stored as 0 with NAME_missing = 1, neither shifts the statistics nor becomes an
+outlier: it is 0, the mean, unless the feature declares a default) and keep
+their missing indicator.
 """
 
+import dataclasses
 import json
+from typing import Any, Sequence
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import events
-from eta_ctr.config import EtaConfig, ModelConfig
+from components import events, side_features
+from eta_ctr.config import EtaConfig, ModelConfig, features_from_dicts
 from models import features
 from models.buckets import log2_bucket
 
@@ -51,8 +63,72 @@ def _padded(ragged: tf.RaggedTensor, length: int) -> tf.Tensor:
   return ragged.to_tensor(default_value=0, shape=[None, length])
 
 
-def make_preprocessing_fn(config: ModelConfig):
-  """The preprocessing_fn for the given sequence and vocabulary settings."""
+def _side_feature_outputs(inputs, specs: Sequence[Any], config: ModelConfig):
+  """The transformed tensors of the declared side features (module doc;
+  components.side_features.transformed_features names them)."""
+  outputs = {}
+  long_len, short_len = config.long_seq_len, config.short_seq_len
+  for spec in specs:
+    hist_name = side_features.HISTORY_PREFIX + spec.name
+    hist = _to_ragged(inputs[hist_name])[:, :long_len] if spec.in_history else None
+    if spec.kind == side_features.NUMERIC:
+      missing_name = spec.name + side_features.MISSING_SUFFIX
+      value = tf.cast(_scalar(inputs[spec.name]), tf.float32)
+      missing = _scalar(inputs[missing_name]) > 0
+      present = [tf.boolean_mask(value, tf.logical_not(missing))]
+      if hist is not None:
+        hist = tf.cast(hist, tf.float32)
+        hist_missing = _to_ragged(inputs[hist_name + side_features.MISSING_SUFFIX]
+                                 )[:, :long_len].flat_values > 0
+        present.append(tf.boolean_mask(hist.flat_values, tf.logical_not(hist_missing)))
+      present = tf.concat(present, axis=0)
+      mean, variance = tft.mean(present), tft.var(present)
+      mean = tf.where(tf.math.is_finite(mean), mean, 0.0)  # no value in train: 0 and 1
+      std = tf.sqrt(variance)
+      std = tf.where(tf.math.is_finite(std) & (std > 0), std, 1.0)
+
+      def z_score(values, is_missing):
+        z = (values - mean) / std
+        return z if spec.default is not None else tf.where(is_missing, 0.0, z)
+
+      outputs[spec.name + side_features.ZSCORE_SUFFIX] = z_score(value, missing)
+      outputs[missing_name] = tf.cast(missing, tf.float32)
+      if hist is not None:
+        z = _padded(hist.with_flat_values(z_score(hist.flat_values, hist_missing)), long_len)
+        flags = _padded(hist.with_flat_values(tf.cast(hist_missing, tf.float32)), long_len)
+        for prefix, length in ((side_features.LONG_PREFIX, long_len),
+                               (side_features.SHORT_PREFIX, short_len)):
+          outputs[prefix + spec.name + side_features.ZSCORE_SUFFIX] = z[:, :length]
+          outputs[prefix + spec.name + side_features.MISSING_SUFFIX] = flags[:, :length]
+      continue
+    if spec.kind == side_features.CATEGORICAL:
+      values, ragged = _scalar(inputs[spec.name]), None
+    else:  # categorical_list: the first max_values values
+      ragged = _to_ragged(inputs[spec.name])[:, :spec.max_values]
+      values = ragged.flat_values
+    analyzed = tf.concat([values] + ([hist.flat_values] if hist is not None else []), axis=0)
+    analyzed = tf.boolean_mask(analyzed, tf.strings.length(analyzed) > 0)  # "" = missing
+    vocab = tft.vocabulary(analyzed, top_k=spec.vocab_size,
+                           vocab_filename=side_features.vocabulary_name(spec))
+
+    def index(strings, vocab=vocab, spec=spec):
+      # Shifted by one so 0 stays free for padding, as for items.
+      return tft.apply_vocabulary(strings, vocab, num_oov_buckets=spec.num_oov_buckets) + 1
+
+    name = spec.name + side_features.INDEX_SUFFIX
+    outputs[name] = (index(values) if ragged is None
+                     else _padded(ragged.with_flat_values(index(values)), spec.max_values))
+    if hist is not None:
+      sequence = _padded(hist.with_flat_values(index(hist.flat_values)), long_len)
+      outputs[side_features.LONG_PREFIX + name] = sequence
+      outputs[side_features.SHORT_PREFIX + name] = sequence[:, :short_len]
+  return outputs
+
+
+def make_preprocessing_fn(config: ModelConfig, feature_specs: Sequence[Any] = ()):
+  """The preprocessing_fn for the given sequence and vocabulary settings and the
+  declared side features (FeatureSpecs, EtaConfig.features)."""
+  side_specs = tuple(feature_specs)
 
   def preprocessing_fn(inputs):
     item = _scalar(inputs[events.ITEM_ID])
@@ -98,24 +174,35 @@ def make_preprocessing_fn(config: ModelConfig):
       outputs[features.LABEL] = _scalar(inputs[events.LABEL])
     if events.USER_ID in inputs:
       outputs[features.USER_ID] = _scalar(inputs[events.USER_ID])
+    if side_specs:
+      outputs.update(_side_feature_outputs(inputs, side_specs, config))
     return outputs
 
   return preprocessing_fn
 
 
 TRANSFORM_SETTINGS_KEY = "transform_settings"
+SIDE_FEATURES_KEY = "side_features"
 
 
-def transform_custom_config(config: ModelConfig):
+def transform_custom_config(config: ModelConfig, feature_specs: Sequence[Any] = ()):
   """Transform's custom_config: only the settings it reads, so that other model
-  changes (k, hash bits, architecture) reuse the cached Transform output."""
-  return {TRANSFORM_SETTINGS_KEY: json.dumps(config.transform_settings(), sort_keys=True)}
+  changes (k, hash bits, architecture) reuse the cached Transform output; the
+  declared side features (FeatureSpecs) only when there are any, so a run
+  without them keeps its cache key."""
+  custom = {TRANSFORM_SETTINGS_KEY: json.dumps(config.transform_settings(), sort_keys=True)}
+  if feature_specs:
+    custom[SIDE_FEATURES_KEY] = json.dumps(
+        [dataclasses.asdict(spec) for spec in feature_specs], sort_keys=True)
+  return custom
 
 
 def preprocessing_fn(inputs, custom_config=None):
   """The TFX Transform entry point; custom_config comes from transform_custom_config."""
-  config = _DEFAULT_CONFIG
+  config, specs = _DEFAULT_CONFIG, ()
   if custom_config and TRANSFORM_SETTINGS_KEY in custom_config:
     config = ModelConfig.from_transform_settings(
         json.loads(custom_config[TRANSFORM_SETTINGS_KEY]))
-  return make_preprocessing_fn(config)(inputs)
+  if custom_config and SIDE_FEATURES_KEY in custom_config:
+    specs = features_from_dicts(json.loads(custom_config[SIDE_FEATURES_KEY]))
+  return make_preprocessing_fn(config, specs)(inputs)

@@ -41,10 +41,12 @@ RUN_FN = "models.trainer.run_fn"
 
 def data_components(config: EtaConfig, schema: Optional[schema_pb2.Schema] = None):
   """ExampleGen, StatisticsGen, CuratedSchemaGen, ExampleValidator, ValidationGate,
-  Transform; `schema` replaces the one generated from config.ingest."""
+  Transform; `schema` replaces the one generated from config.ingest and
+  config.features."""
   example_gen = ClickLogExampleGen(config=config.ingest_only())
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-  schema_gen = CuratedSchemaGen(schema if schema is not None else build_schema(config.ingest))
+  schema_gen = CuratedSchemaGen(schema if schema is not None
+                                else build_schema(config.ingest, config.features))
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
   gate = ValidationGate(statistics=statistics_gen.outputs["statistics"],
@@ -56,7 +58,8 @@ def data_components(config: EtaConfig, schema: Optional[schema_pb2.Schema] = Non
       preprocessing_fn=PREPROCESSING_FN,
       splits_config=tfx.proto.SplitsConfig(analyze=[events.SPLIT_TRAIN],
                                            transform=list(config.ingest.split_names)),
-      custom_config=transform_custom_config(config.model), disable_statistics=True)
+      custom_config=transform_custom_config(config.model, config.features),
+      disable_statistics=True)
   return [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
 
 

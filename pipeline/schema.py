@@ -17,22 +17,29 @@ split is empty, and Transform then drops them).
 Every feature is in every example (presence min_fraction 1; an empty history is
 an empty list, not a missing feature), and no feature has a lifecycle stage.
 
+Declared side features (EtaConfig.features, components/side_features.py) add
+their raw features: a categorical is BYTES and a numeric FLOAT with exactly one
+value (dense [B, 1]), a numeric's NAME_missing INT in {0, 1} likewise; a
+categorical_list is BYTES with any number of values (SparseTensor); an in_history
+item feature's hist_NAME (and hist_NAME_missing) has 0..max_history values.
+
 These are the representations SchemaGen(infer_feature_shape=True) gave before,
 so preprocessing_fn reads the same tensors. Every split (train, valid, eval)
 must hold at least one example (dataset_constraints), and `category` carries the drift threshold the
 validation gate applies between the train and eval splits (pipeline/drift.py).
 """
 
-from typing import Dict, List
+from typing import Any, Dict, List, Sequence
 
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components import events
+from components import events, side_features
 from components.split_check import MIN_SPLIT_EXAMPLES
 from eta_ctr.config import IngestConfig
 
-BYTES, INT = schema_pb2.BYTES, schema_pb2.INT
+BYTES, INT, FLOAT = schema_pb2.BYTES, schema_pb2.INT, schema_pb2.FLOAT
+_SIDE_TYPES = {"bytes": BYTES, "int64": INT, "float": FLOAT}
 # Features with exactly one value per example, and their types.
 SCALAR_FEATURES: Dict[str, int] = {
     events.USER_ID: BYTES, events.ITEM_ID: BYTES, events.CATEGORY: BYTES,
@@ -51,31 +58,41 @@ MIN_EXAMPLES_PER_SPLIT = MIN_SPLIT_EXAMPLES
 SCHEMA_FILE = "schema.pbtxt"
 
 
-def feature_types(config: IngestConfig) -> Dict[str, int]:
-  """{feature name: schema_pb2.FeatureType} of every example the ingest writes."""
+def feature_types(config: IngestConfig, features: Sequence[Any] = ()) -> Dict[str, int]:
+  """{feature name: schema_pb2.FeatureType} of every example the ingest writes
+  (with the declared side `features`, FeatureSpecs)."""
   types = {**SCALAR_FEATURES, **HISTORY_FEATURES}
   if config.history_includes_non_clicked:
     types[events.HIST_LABELS] = INT
+  for name, (dtype, _) in side_features.all_raw_features(features).items():
+    types[name] = _SIDE_TYPES[dtype]
   return types
 
 
-def feature_names(config: IngestConfig) -> List[str]:
+def feature_names(config: IngestConfig, features: Sequence[Any] = ()) -> List[str]:
   """The sorted names of the features every example has under `config`."""
-  return sorted(feature_types(config))
+  return sorted(feature_types(config, features))
 
 
-def build_schema(config: IngestConfig) -> schema_pb2.Schema:
-  """The curated schema of the ingest's tf.Examples under `config` (see the module doc)."""
+def build_schema(config: IngestConfig, features: Sequence[Any] = ()) -> schema_pb2.Schema:
+  """The curated schema of the ingest's tf.Examples under `config` and the
+  declared side `features` (see the module doc)."""
   schema = schema_pb2.Schema()
-  for name, feature_type in sorted(feature_types(config).items()):
+  side_shapes = {name: shape for name, (_, shape)
+                 in side_features.all_raw_features(features).items()}
+  for name, feature_type in sorted(feature_types(config, features).items()):
     feature = schema.feature.add(name=name, type=feature_type)
     feature.presence.min_fraction = 1.0
     feature.presence.min_count = 1
-    if name in SCALAR_FEATURES:
+    if name in SCALAR_FEATURES or side_shapes.get(name) == "scalar":
       feature.shape.dim.add(size=1)
+    elif side_shapes.get(name) == "list":  # a categorical_list: any number of values
+      feature.value_count.min = 0
     else:
       feature.value_count.min = 0
       feature.value_count.max = config.max_history
+    if name.endswith(side_features.MISSING_SUFFIX) and name in side_shapes:
+      feature.int_domain.min, feature.int_domain.max = 0, 1
     if name in INT_RANGES:
       low, high = INT_RANGES[name]
       feature.int_domain.min = low

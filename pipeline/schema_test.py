@@ -93,3 +93,37 @@ def test_history_features_are_the_lists():
   assert curated.is_history_feature(schema, events.HIST_LABELS)
   assert not curated.is_history_feature(schema, events.ITEM_ID)
   assert not curated.is_history_feature(schema, "no_such_feature")
+
+
+def test_declared_side_features_are_in_the_schema_as_the_ingest_writes_them():
+  from eta_ctr.config import FeatureSpec
+  features = (FeatureSpec("age", "user", "categorical"),
+              FeatureSpec("price", "item", "numeric", in_history=True),
+              FeatureSpec("genres", "item", "categorical_list"))
+  config = IngestConfig(max_history=4)
+  records = []
+  for user in range(3):
+    user_events = [Event(f"u{user}", f"i{k}", "c", 100 + 10 * k, 1,
+                         side=(str(user), (float(k), k % 2), ("A", "B")[:k % 3]))
+                   for k in range(5)]
+    records += [payload[1] for kind, payload in histories.build_user_examples(
+        f"u{user}", user_events, config, features=features) if kind == histories.EXAMPLE]
+  schema = curated.build_schema(config, features)
+  example = example_pb2.Example.FromString(records[-1])
+  written = {name: _KIND_TYPES[feature.WhichOneof("kind")]
+             for name, feature in example.features.feature.items()}
+  assert {f.name: f.type for f in schema.feature} == written
+  assert curated.feature_names(config, features) == sorted(written)
+  spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+  assert spec["age"].shape == [1] and spec["price"].shape == [1]
+  assert spec["price_missing"].shape == [1]
+  assert type(spec["genres"]).__name__ == "VarLenFeature"
+  assert type(spec["hist_price"]).__name__ == "VarLenFeature"
+  by_name = {f.name: f for f in schema.feature}
+  assert (by_name["price_missing"].int_domain.min, by_name["price_missing"].int_domain.max) == (
+      0, 1)
+  batch = example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(records)
+  anomalies = tfdv.validate_statistics(stats_impl.generate_statistics_in_memory(batch), schema)
+  assert not anomalies.anomaly_info, anomalies
+  # Without features, the schema is the one it always was.
+  assert curated.build_schema(config, ()) == curated.build_schema(config)
