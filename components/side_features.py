@@ -78,6 +78,10 @@ BUILT_IN_TRANSFORMED = frozenset((
     "long_time_gap", "long_length", "short_item_idx", "short_category_idx", "short_time_gap",
     "short_length", "item_vocab", "category_vocab"))
 RESERVED_PREFIXES = (HISTORY_PREFIX, LONG_PREFIX, SHORT_PREFIX)
+# The exported signatures' own input and output names (models/signatures.py;
+# its test checks this list): a feature's name is also a `score` input's.
+SERVING_NAMES = frozenset(("examples", "item_ids", "categories", "request_time",
+                           "probabilities", "retrieved_positions", "retrieved_distances"))
 
 
 def name_problem(name: Any) -> Optional[str]:
@@ -91,6 +95,9 @@ def name_problem(name: Any) -> Optional[str]:
             f"{', '.join(sorted(BUILT_IN_RAW))}); declare only the log's other columns")
   if name in BUILT_IN_TRANSFORMED or name + INDEX_SUFFIX in BUILT_IN_TRANSFORMED:
     return f"feature name {name!r} clashes with a built-in transformed feature; rename it"
+  if name in SERVING_NAMES:
+    return (f"feature name {name!r} is an input or output of the exported model's "
+            "signatures; rename the column")
   if name.startswith(RESERVED_PREFIXES):
     return (f"feature name {name!r} starts with a reserved prefix "
             f"({', '.join(RESERVED_PREFIXES)}); rename the column")

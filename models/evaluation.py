@@ -19,8 +19,11 @@ def retrieval_category_counts(model, batch, top_k: int) -> np.ndarray:
   candidate's category. Zeros for a model without `retrieve` (ETA, SIM hard)."""
   if not hasattr(model, "retrieve"):
     return np.zeros(4)
-  per_candidate = dict(batch, **{name: tf.reshape(batch[name], [-1, 1])
-                                 for name in (features.ITEM, features.CATEGORY)})
+  if hasattr(model, "per_candidate"):  # the side features' candidate tensors too
+    per_candidate = model.per_candidate(batch)
+  else:
+    per_candidate = dict(batch, **{name: tf.reshape(batch[name], [-1, 1])
+                                   for name in (features.ITEM, features.CATEGORY)})
   retrieved = model.retrieve(per_candidate)
   indices, valid = retrieved[0].numpy()[:, 0], retrieved[-1].numpy()[:, 0]   # [B, k]
   history = batch[features.LONG_CATEGORIES].numpy()                           # [B, L]

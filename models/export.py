@@ -11,14 +11,30 @@
 Both apply the same Transform graph and the same model, so they agree. For ETA,
 every vocabulary item's SimHash code (or, hashing item ++ category, its
 partial projection) is computed once at export and looked up.
+
+Declared side features (EtaConfig.features) add to both:
+  serving_default  the examples carry them as the ingest writes them (NAME,
+                   NAME_missing, hist_NAME ...: the raw feature spec of the
+                   curated schema lists them);
+  score            after the built-in inputs, one input per feature
+                   (signatures.score_feature_inputs): a user / context feature
+                   once per request (shape []), an item feature per candidate
+                   ([C], parallel to item_ids) and, in_history, hist_NAME ([N],
+                   parallel to hist_item_ids). A missing number is NaN, a missing
+                   categorical ""; a categorical_list is its values joined by its
+                   separator. They are turned into the raw features the ingest
+                   would have written (declared defaults included), then go
+                   through the same Transform graph.
+Without declared features both signatures are exactly what they were.
 """
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import events
+from components import events, side_features
 from eta_ctr.config import KERNEL_FUSED, KERNEL_STOCK, EtaConfig
-from models import features
+from models import features, signatures
+from models.architectures import side as side_lib
 from models.architectures.base import CtrModel
 from models.architectures.eta import EtaModel
 from models.signatures import (CATEGORIES, DEFAULT_SIGNATURE, EXAMPLES, HIST_CATEGORIES,
@@ -30,14 +46,17 @@ from models.signatures import (CATEGORIES, DEFAULT_SIGNATURE, EXAMPLES, HIST_CAT
 def _raw_features(raw_spec, values, batch_size):
   """Builds raw feature tensors of the shapes the raw feature spec declares.
 
-  values: {name: [B] dense tensor for scalar features, or [B, N] for lists}.
+  values: {name: [B] dense tensor for scalar features, or [B, N] (dense) or
+  [B, None] (ragged) for lists}.
   """
   result = {}
   for name, value in values.items():
     spec = raw_spec.get(name)
     if spec is None:
       continue
-    if isinstance(spec, tf.io.VarLenFeature):
+    if isinstance(value, tf.RaggedTensor):  # a categorical list's values
+      result[name] = (value.to_sparse() if isinstance(spec, tf.io.VarLenFeature) else value)
+    elif isinstance(spec, tf.io.VarLenFeature):
       result[name] = _dense_to_sparse_keep_all(value)
     elif isinstance(spec, tf.io.RaggedFeature):
       result[name] = tf.RaggedTensor.from_tensor(value)
@@ -69,6 +88,18 @@ class ServingModule(tf.Module):
     self._raw_spec = raw_spec
     self._is_eta = isinstance(model, EtaModel)
     self._top_k = config.model.top_k
+    specs = model.side_features.specs
+    self._feature_inputs = signatures.score_feature_inputs(specs)
+    missing = set(signatures.example_features(specs)) - set(raw_spec)
+    if missing:
+      raise ValueError(f"the Transform's raw feature spec lacks the declared features' "
+                       f"{sorted(missing)}: was Transform run with them?")
+    if specs:
+      # `score` with the declared features' inputs: one dict of named inputs (the
+      # signature's inputs are the TensorSpec names). It shadows the method
+      # below, which takes the built-in inputs only, so that saving never
+      # traces that one.
+      self.score = tf.function(self._score, input_signature=_score_signature(specs))
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES)])
   def serve_examples(self, examples):
@@ -86,6 +117,15 @@ class ServingModule(tf.Module):
   ])
   def score(self, hist_item_ids, hist_categories, hist_timestamps, item_ids, categories,
             request_time):
+    return self._score(dict(zip(signatures.BUILT_IN_SCORE_INPUTS, (
+        hist_item_ids, hist_categories, hist_timestamps, item_ids, categories,
+        request_time))))
+
+  def _score(self, inputs):
+    """`score` on {input name: tensor} (signatures.score_inputs)."""
+    hist_item_ids, item_ids = inputs[HIST_ITEM_IDS], inputs[ITEM_IDS]
+    hist_categories, categories = inputs[HIST_CATEGORIES], inputs[CATEGORIES]
+    hist_timestamps, request_time = inputs[HIST_TIMESTAMPS], inputs[REQUEST_TIME]
     # Malformed requests fail with InvalidArgument instead of reaching kernels
     # with inconsistent shapes (zero candidates would otherwise crash the process).
     checks = [
@@ -97,31 +137,128 @@ class ServingModule(tf.Module):
         tf.debugging.assert_equal(tf.size(hist_item_ids), tf.size(hist_timestamps),
                                   message="hist_item_ids and hist_timestamps differ in length"),
     ]
+    for entry in self._feature_inputs:
+      parallel = {signatures.PER_CANDIDATE: ITEM_IDS,
+                  signatures.PER_HISTORY: HIST_ITEM_IDS}.get(entry.per)
+      if parallel:
+        checks.append(tf.debugging.assert_equal(
+            tf.size(inputs[entry.name]), tf.size(inputs[parallel]),
+            message=f"{entry.name} and {parallel} differ in length"))
     with tf.control_dependencies(checks):
       item_ids = tf.identity(item_ids)
     n_candidates = tf.shape(item_ids)[0]
+    request, candidate_raw, history_raw = self._side_raw_features(inputs, n_candidates)
     # The history is transformed once, as one example at the request time.
     history = self.tft_layer(_raw_features(self._raw_spec, {
         events.ITEM_ID: item_ids[:1], events.CATEGORY: categories[:1],
         events.TIMESTAMP: tf.reshape(request_time, [1]),
         events.HIST_ITEM_IDS: hist_item_ids[None, :],
         events.HIST_CATEGORIES: hist_categories[None, :],
-        events.HIST_TIMESTAMPS: hist_timestamps[None, :]}, 1))
+        events.HIST_TIMESTAMPS: hist_timestamps[None, :],
+        **{name: value(1) for name, value in request.items()},
+        **{name: value[:1] for name, value in candidate_raw.items()},
+        **history_raw}, 1))
     candidates = self.tft_layer(_raw_features(self._raw_spec, {
         events.ITEM_ID: item_ids, events.CATEGORY: categories,
         events.TIMESTAMP: tf.fill([n_candidates], request_time),
         events.HIST_ITEM_IDS: tf.zeros([n_candidates, 0], tf.string),
         events.HIST_CATEGORIES: tf.zeros([n_candidates, 0], tf.string),
-        events.HIST_TIMESTAMPS: tf.zeros([n_candidates, 0], tf.int64)}, n_candidates))
+        events.HIST_TIMESTAMPS: tf.zeros([n_candidates, 0], tf.int64),
+        **{name: value(n_candidates) for name, value in request.items()},
+        **candidate_raw,
+        **{name: tf.zeros([n_candidates, 0], value.dtype)
+           for name, value in history_raw.items()}}, n_candidates))
     inputs = {name: history[name] for name in features.MODEL_INPUTS}
     inputs[features.ITEM] = candidates[features.ITEM][None, :]          # [1, C]
     inputs[features.CATEGORY] = candidates[features.CATEGORY][None, :]
+    side = self.model.side_features
+    for spec in side.request:
+      inputs.update({name: history[name] for name in side_lib.tensor_names(spec)})
+    for spec in side.history:
+      for prefix in (side_lib.LONG_PREFIX, side_lib.SHORT_PREFIX):
+        inputs.update({name: history[name] for name in side_lib.tensor_names(spec, prefix)})
+    for spec in side.items:                                             # [1, C(, M)]
+      inputs.update({name: candidates[name][None] for name in side_lib.tensor_names(spec)})
     outputs = {PROBABILITIES: tf.sigmoid(self.model.candidate_logits(inputs)[0])}
     if self._is_eta:
       indices, distances, valid = self.model.retrieve(inputs)
       outputs[RETRIEVED_POSITIONS] = tf.where(valid[0], indices[0], -1)
       outputs[RETRIEVED_DISTANCES] = tf.where(valid[0], distances[0], -1)
     return outputs
+
+  def _side_raw_features(self, inputs, n_candidates):
+    """The declared features' `score` inputs -> the raw features the ingest writes:
+    ({name: f(rows) -> [rows] or [rows, None]} of the user and context features,
+    repeated per row; {name: [C] or [C, None]} of the candidates' item features;
+    {hist_name: [1, N]} of the history's)."""
+    request, candidate, history = {}, {}, {}
+    for spec in self.model.side_features.specs:
+      value = inputs[spec.name]
+      if spec.entity != side_features.ITEM:
+        for name, column in _raw_columns(spec, value[None]).items():
+          request[name] = (lambda rows, column=column:
+                           _repeat_row(column, rows))
+      else:
+        candidate.update(_raw_columns(spec, value))
+      if spec.in_history:
+        hist = _raw_columns(spec, inputs[side_features.HISTORY_PREFIX + spec.name])
+        history.update({side_features.HISTORY_PREFIX + name: column[None, :]
+                        for name, column in hist.items()})
+    return request, candidate, history
+
+
+def _repeat_row(column, rows):
+  """A [1] / [1, None] column repeated to [rows] / [rows, None]."""
+  if isinstance(column, tf.RaggedTensor):
+    return tf.RaggedTensor.from_row_lengths(
+        tf.tile(column.flat_values, [rows]),
+        tf.fill([rows], tf.cast(column.row_lengths()[0], tf.int64)))
+  return tf.repeat(column, rows, axis=0)
+
+
+def _raw_columns(spec, values):
+  """[n] `score` values of one feature -> {raw feature: [n] or ragged [n, None]} as
+  the ingest writes them (components/side_features.py example_value): stripped
+  text, "" / NaN / no value -> the declared default; a numeric's NAME_missing."""
+  if spec.kind == side_features.NUMERIC:
+    missing = tf.math.is_nan(values)
+    default, _ = side_features.example_value(spec, side_features.missing_value(spec))
+    return {spec.name: tf.where(missing, tf.constant(default, tf.float32), values),
+            spec.name + side_features.MISSING_SUFFIX: tf.cast(missing, tf.int64)}
+  values = tf.strings.strip(values)
+  if spec.kind == side_features.CATEGORICAL:
+    default = side_features.example_value(spec, "")
+    if default:
+      values = tf.where(tf.equal(values, ""), tf.constant(default), values)
+    return {spec.name: values}
+
+  def split(cells):
+    parts = tf.strings.strip(tf.strings.split(cells, spec.separator))
+    return tf.ragged.boolean_mask(parts, tf.strings.length(parts) > 0)
+
+  parts = split(values)
+  default = side_features.example_value(spec, ())
+  if default:
+    joined = spec.separator.join(value.decode("utf-8") for value in default)
+    parts = split(tf.where(parts.row_lengths() > 0, values, tf.constant(joined)))
+  return {spec.name: parts}
+
+
+def _score_signature(specs):
+  """The `score` input_signature with the declared features: one dict of
+  TensorSpecs named as signatures.score_inputs."""
+  specs_by_name = {
+      HIST_ITEM_IDS: tf.TensorSpec([None], tf.string, name=HIST_ITEM_IDS),
+      HIST_CATEGORIES: tf.TensorSpec([None], tf.string, name=HIST_CATEGORIES),
+      HIST_TIMESTAMPS: tf.TensorSpec([None], tf.int64, name=HIST_TIMESTAMPS),
+      ITEM_IDS: tf.TensorSpec([None], tf.string, name=ITEM_IDS),
+      CATEGORIES: tf.TensorSpec([None], tf.string, name=CATEGORIES),
+      REQUEST_TIME: tf.TensorSpec([], tf.int64, name=REQUEST_TIME)}
+  for entry in signatures.score_feature_inputs(specs):
+    dtype = tf.float32 if entry.dtype == signatures.FLOAT else tf.string
+    shape = [] if entry.per == signatures.PER_REQUEST else [None]
+    specs_by_name[entry.name] = tf.TensorSpec(shape, dtype, name=entry.name)
+  return [specs_by_name]
 
 
 def export_serving_model(model: CtrModel, tf_transform_output: tft.TFTransformOutput,

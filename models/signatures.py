@@ -5,7 +5,11 @@ and builds requests with them. It imports neither tf.Transform nor model code, s
 server and client can use it cheaply.
 """
 
-from components import events
+import dataclasses
+import math
+from typing import Sequence, Tuple
+
+from components import events, side_features
 
 DEFAULT_SIGNATURE = "serving_default"
 SCORE_SIGNATURE = "score"
@@ -28,6 +32,67 @@ REQUEST_TIME = "request_time"
 PROBABILITIES = "probabilities"
 RETRIEVED_POSITIONS = "retrieved_positions"
 RETRIEVED_DISTANCES = "retrieved_distances"
+
+# The inputs of `score` in order: the built-in ones, then those of the declared
+# side features (score_feature_inputs), if any.
+BUILT_IN_SCORE_INPUTS = HISTORY_INPUTS + CANDIDATE_INPUTS + (REQUEST_TIME,)
+
+# How a declared side feature's values reach `score` (`per`):
+PER_REQUEST = "request"      # user and context features: one value, shape []
+PER_CANDIDATE = "candidate"  # item features: [C], parallel to item_ids
+PER_HISTORY = "history"      # in_history item features: hist_NAME [N], parallel to hist_item_ids
+# A missing numeric value in `score` is NaN (the example's NAME_missing = 1; the
+# value is the declared default, else the train mean). A missing categorical is
+# "" (the declared default, else an OOV bucket). A categorical_list value is one
+# string, the values joined by the feature's separator (as in a CSV cell; "" =
+# no value). Values are stripped of surrounding whitespace, as the ingest does.
+MISSING_NUMBER = math.nan
+STRING, FLOAT = "string", "float32"
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreInput:
+  """One `score` input of a declared side feature.
+
+  Attributes:
+    name: the input's name: the feature's name, or hist_NAME for its history values.
+    feature: the declared feature's name.
+    dtype: STRING (categorical kinds) or FLOAT (numeric).
+    per: PER_REQUEST (shape []), PER_CANDIDATE ([C]) or PER_HISTORY ([N]).
+  """
+  name: str
+  feature: str
+  dtype: str
+  per: str
+
+
+def score_feature_inputs(specs: Sequence) -> Tuple[ScoreInput, ...]:
+  """The `score` inputs of the declared features (FeatureSpecs), in declaration
+  order; () without any, and `score` is then exactly the built-in signature."""
+  result = []
+  for spec in specs:
+    dtype = FLOAT if spec.kind == side_features.NUMERIC else STRING
+    if spec.entity == side_features.ITEM:
+      result.append(ScoreInput(spec.name, spec.name, dtype, PER_CANDIDATE))
+      if spec.in_history:
+        result.append(ScoreInput(side_features.HISTORY_PREFIX + spec.name, spec.name, dtype,
+                                 PER_HISTORY))
+    else:
+      result.append(ScoreInput(spec.name, spec.name, dtype, PER_REQUEST))
+  return tuple(result)
+
+
+def score_inputs(specs: Sequence = ()) -> Tuple[str, ...]:
+  """Every input name of `score` for the declared features."""
+  return BUILT_IN_SCORE_INPUTS + tuple(i.name for i in score_feature_inputs(specs))
+
+
+def example_features(specs: Sequence = ()) -> Tuple[str, ...]:
+  """The raw tf.Example features `serving_default` parses besides the built-in
+  ones: NAME (+ NAME_missing for a numeric), hist_NAME (+ hist_NAME_missing),
+  as the ingest writes them (components/side_features.py)."""
+  return tuple(side_features.all_raw_features(specs))
+
 
 # The raw tf.Example features (the ingest's), for building examples client-side.
 USER_ID = events.USER_ID

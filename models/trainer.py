@@ -15,12 +15,13 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from components import events
+from components import events, side_features
 from eta_ctr import runtime
 from eta_ctr.config import ETA_CONFIG_KEY, EtaConfig
 from models import autograph_speedup, data, distribution, early_stopping, features
 from models.architectures.base import CtrModel
 from models.architectures.registry import build_model
+from models.architectures.side import SideFeatures
 from models.export import export_serving_model
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,16 @@ def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput, config: EtaConf
   oov = config.model.num_oov_buckets
   return (tf_transform_output.vocabulary_size_by_name(features.ITEM_VOCAB) + oov + 1,
           tf_transform_output.vocabulary_size_by_name(features.CATEGORY_VOCAB) + oov + 1)
+
+
+def side_feature_sizes(tf_transform_output: tft.TFTransformOutput,
+                       config: EtaConfig) -> Optional[SideFeatures]:
+  """The declared side features (config.features) with their table sizes from the
+  Transform's vocabularies; None when none is declared."""
+  if not config.features:
+    return None
+  return SideFeatures(config.features,
+                      side_features.vocabulary_sizes(tf_transform_output, config.features))
 
 
 def train_model(config: EtaConfig, transform_output_dir: str, train_files, valid_files,
@@ -79,8 +90,9 @@ def train_model(config: EtaConfig, transform_output_dir: str, train_files, valid
     if valid_ds is not None:
       valid_ds = distribution.auto_shard(valid_ds, _file_count(valid_files), workers)
   items, categories = vocabulary_sizes(tf_transform_output, config)
+  side = side_feature_sizes(tf_transform_output, config)
   with strategy.scope():
-    model = build_model(config.model, items, categories)
+    model = build_model(config.model, items, categories, side)
     model.compile(optimizer=keras.optimizers.Adam(trainer.learning_rate,
                                                    global_clipnorm=trainer.clip_norm))
   if strategy.num_replicas_in_sync > 1:
@@ -88,8 +100,11 @@ def train_model(config: EtaConfig, transform_output_dir: str, train_files, valid
     # already global, so take one replica's.
     model.distribute_reduction_method = "first"
   log.info("training %s for at most %d steps (batch %d x %d replicas, vocab %d items, %d "
-           "categories), %s", config.model.name, trainer.train_steps, trainer.batch_size,
+           "categories%s), %s", config.model.name, trainer.train_steps, trainer.batch_size,
            strategy.num_replicas_in_sync, items, categories,
+           "".join(f", {spec.name} ({spec.entity} {spec.kind}"
+                   + (f", {side.vocab_sizes[spec.name]} rows)" if spec.name in side.vocab_sizes
+                      else ")") for spec in (side.specs if side else ())),
            "no valid split: no early stopping" if valid_ds is None else
            f"validating every {trainer.validate_every_steps} steps, patience "
            f"{trainer.patience}")

@@ -5,7 +5,16 @@ Candidates come as [B, C]: C = 1 when each example carries its own candidate
 (training, `serving_default`), B = 1 and C = the candidates of one request when
 one user's history is scored against many items (`score`). The history is
 embedded once per row of B, never once per candidate.
+
+Declared side features (models/architectures/side.py) extend this: user and
+context vectors go into the MLP, item features with history values widen the
+candidate and behaviour vectors (item ++ category ++ features), the other item
+features go into the MLP beside the candidate. Their candidate tensors are
+[B, C] ([B, C, max_values] for a categorical list) like the items'; user and
+context tensors are [B] ([B, max_values]).
 """
+
+from typing import Optional
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -14,6 +23,7 @@ import tf_keras as keras
 from eta_ctr.config import ModelConfig
 from models import features
 from models.buckets import log2_bucket
+from models.architectures import side as side_lib
 from models.layers import TargetAttention
 
 # Name scopes of the forward pass's stages (with the attention and MLP layers'
@@ -29,15 +39,22 @@ class CtrModel(tfrs.models.Model):
   Args:
     config: the model settings.
     item_vocab_size, category_vocab_size: table sizes, padding and OOV included.
+    side_features: the declared side features and their table sizes
+      (side.SideFeatures); None or empty: none, the model is exactly as without.
   """
   uses_long_sequence = True
 
   def __init__(self, config: ModelConfig, item_vocab_size: int, category_vocab_size: int,
-               **kwargs):
+               side_features: Optional[side_lib.SideFeatures] = None, **kwargs):
     super().__init__(**kwargs)
     self.config = config
+    self.side_features = side_features or side_lib.SideFeatures()
     dim = config.embedding_dim
     init = keras.initializers.RandomNormal(stddev=config.embedding_init_stddev, seed=config.seed)
+    # Candidate and behaviour vectors: item ++ category ++ in_history item features.
+    self.vector_dim = dim * (2 + len(self.side_features.history))
+    self.side_encoder = (side_lib.SideEncoder(self.side_features, dim, init, name="side_features")
+                         if self.side_features else None)
     self.item_embedding = keras.layers.Embedding(item_vocab_size, dim,
                                                  embeddings_initializer=init,
                                                  name="item_embedding")
@@ -45,7 +62,7 @@ class CtrModel(tfrs.models.Model):
                                                      embeddings_initializer=init,
                                                      name="category_embedding")
     # Time gaps are added to behaviours ("ETA + timeinfo"); bucket 0 is padding.
-    self.time_gap_embedding = keras.layers.Embedding(config.time_gap_buckets, 2 * dim,
+    self.time_gap_embedding = keras.layers.Embedding(config.time_gap_buckets, self.vector_dim,
                                                      embeddings_initializer="zeros",
                                                      name="time_gap_embedding")
     # User activity: log2 buckets of the history length, a user-profile feature
@@ -70,23 +87,62 @@ class CtrModel(tfrs.models.Model):
 
   # -- embeddings ------------------------------------------------------------
 
-  def candidate_vectors(self, items: tf.Tensor, categories: tf.Tensor) -> tf.Tensor:
-    """[B, C] indices -> [B, C, 2d] (item ++ category)."""
-    with tf.name_scope(STAGE_EMBED):
-      return tf.concat([self.item_embedding(items), self.category_embedding(categories)], -1)
+  def history_feature_values(self, inputs, prefix: str = side_lib.CANDIDATE_PREFIX):
+    """The in_history item features' tensors (side.values): the candidates' with
+    prefix "", the long / short sequences' with long_ / short_."""
+    return side_lib.values(self.side_features.history, inputs, prefix)
 
-  def behaviour_vectors(self, items, categories, time_gaps) -> tf.Tensor:
-    """[B, T] indices -> [B, T, 2d]: item ++ category, plus the time-gap embedding
-    (unless time_gaps is None)."""
+  def _item_vectors(self, items, categories, feature_values) -> tf.Tensor:
+    parts = [self.item_embedding(items), self.category_embedding(categories)]
+    history_specs = self.side_features.history
+    if history_specs:
+      if feature_values is None or len(feature_values) != len(history_specs):
+        raise ValueError("this model's item vectors include the item features "
+                         f"{[s.name for s in history_specs]}: pass their values")
+      parts += self.side_encoder.encode_all(history_specs, feature_values)
+    return tf.concat(parts, -1)
+
+  def candidate_vectors(self, items: tf.Tensor, categories: tf.Tensor,
+                        feature_values=None) -> tf.Tensor:
+    """[B, C] indices -> [B, C, D] (item ++ category ++ the in_history item
+    features, whose tensors `feature_values` gives: history_feature_values)."""
     with tf.name_scope(STAGE_EMBED):
-      vectors = tf.concat([self.item_embedding(items), self.category_embedding(categories)], -1)
+      return self._item_vectors(items, categories, feature_values)
+
+  def behaviour_vectors(self, items, categories, time_gaps, feature_values=None) -> tf.Tensor:
+    """[B, T] indices -> [B, T, D]: item ++ category ++ in_history item features
+    (the behaviours' own values), plus the time-gap embedding (unless time_gaps
+    is None)."""
+    with tf.name_scope(STAGE_EMBED):
+      vectors = self._item_vectors(items, categories, feature_values)
       return vectors if time_gaps is None else vectors + self.time_gap_embedding(time_gaps)
 
-  def long_behaviour_vectors(self, items, categories, time_gaps) -> tf.Tensor:
+  def long_behaviour_vectors(self, items, categories, time_gaps,
+                             feature_values=None) -> tf.Tensor:
     """behaviour_vectors of the long sequence: with their time gaps only if
     ModelConfig.long_time_gaps."""
     return self.behaviour_vectors(items, categories,
-                                  time_gaps if self.config.long_time_gaps else None)
+                                  time_gaps if self.config.long_time_gaps else None,
+                                  feature_values)
+
+  def side_mlp_inputs(self, inputs, candidates: tf.Tensor) -> list:
+    """[B, C, .] MLP inputs of the side features that are not in the candidate
+    vector: the candidates' item features without history values, then the user
+    and context features (once per row of B, broadcast to its candidates)."""
+    side = self.side_features
+    if not side:
+      return []
+    parts = []
+    with tf.name_scope(STAGE_EMBED):
+      parts += self.side_encoder.encode_all(side.candidate_only,
+                                            side_lib.values(side.candidate_only, inputs))
+      shape = tf.shape(candidates)[:2]
+      for vector in self.side_encoder.encode_all(side.request,
+                                                 side_lib.values(side.request, inputs)):
+        vector = tf.reshape(vector, [-1, vector.shape[-1]])         # [B, d]
+        parts.append(tf.broadcast_to(vector[:, None, :],
+                                     tf.concat([shape, [vector.shape[-1]]], 0)))
+    return parts
 
   # -- the forward pass ------------------------------------------------------
 
@@ -97,11 +153,12 @@ class CtrModel(tfrs.models.Model):
   def candidate_logits(self, inputs, training: bool = False) -> tf.Tensor:
     """Logits [B, C] for candidate features [B, C] and history features [B, T]."""
     items, categories = inputs[features.ITEM], inputs[features.CATEGORY]
-    candidates = self.candidate_vectors(items, categories)
+    candidates = self.candidate_vectors(items, categories, self.history_feature_values(inputs))
     short_items = inputs[features.SHORT_ITEMS]
     short = self.behaviour_vectors(short_items, inputs[features.SHORT_CATEGORIES],
-                                   inputs[features.SHORT_TIME_GAPS])
-    parts = [candidates]
+                                   inputs[features.SHORT_TIME_GAPS],
+                                   self.history_feature_values(inputs, side_lib.SHORT_PREFIX))
+    parts = [candidates] + self.side_mlp_inputs(inputs, candidates)
     if self.config.activity_feature:
       with tf.name_scope(STAGE_EMBED):
         activity = self.activity_embedding(activity_bucket(inputs[features.LONG_LENGTH]))
@@ -113,12 +170,21 @@ class CtrModel(tfrs.models.Model):
       parts.append(self.long_interest(inputs, candidates, training))
     return tf.squeeze(self.mlp(tf.concat(parts, -1), training=training), -1)
 
+  def per_candidate(self, inputs):
+    """Transformed features of one candidate per example -> candidate_logits'
+    inputs: the candidate's tensors get a candidate axis of 1 ([B] -> [B, 1],
+    a categorical list's [B, M] -> [B, 1, M])."""
+    result = dict(inputs)
+    for name in (features.ITEM, features.CATEGORY):
+      result[name] = tf.reshape(inputs[name], [-1, 1])
+    for spec in self.side_features.items:
+      for name in side_lib.tensor_names(spec):
+        result[name] = tf.expand_dims(inputs[name], 1)
+    return result
+
   def call(self, inputs, training=False):
     """Logits [B] for one candidate per example (the transformed features)."""
-    per_candidate = dict(inputs)
-    for name in (features.ITEM, features.CATEGORY):
-      per_candidate[name] = tf.reshape(inputs[name], [-1, 1])
-    return self.candidate_logits(per_candidate, training)[:, 0]
+    return self.candidate_logits(self.per_candidate(inputs), training)[:, 0]
 
   def compute_loss(self, inputs, training=False):
     logits = self(inputs, training=training)
@@ -157,9 +223,11 @@ def retrieved_behaviours(model: CtrModel, inputs, indices: tf.Tensor) -> tf.Tens
     def pick(name):
       with tf.name_scope(STAGE_GATHER):
         return tf.gather(inputs[name], indices, batch_dims=1)
+    feature_values = tuple(tuple(pick(name) for name in side_lib.tensor_names(
+        spec, side_lib.LONG_PREFIX)) for spec in model.side_features.history)
     return model.long_behaviour_vectors(pick(features.LONG_ITEMS),
                                         pick(features.LONG_CATEGORIES),
-                                        pick(features.LONG_TIME_GAPS))
+                                        pick(features.LONG_TIME_GAPS), feature_values)
   with tf.name_scope(STAGE_GATHER):
     return tf.gather(long_behaviours(model, inputs), indices, batch_dims=1)
 
@@ -168,7 +236,9 @@ def long_behaviours(model: CtrModel, inputs) -> tf.Tensor:
   """[B, L, D] vectors of the whole long sequence."""
   return model.long_behaviour_vectors(inputs[features.LONG_ITEMS],
                                       inputs[features.LONG_CATEGORIES],
-                                      inputs[features.LONG_TIME_GAPS])
+                                      inputs[features.LONG_TIME_GAPS],
+                                      model.history_feature_values(inputs,
+                                                                   side_lib.LONG_PREFIX))
 
 
 def long_summary(model: CtrModel, inputs, candidates: tf.Tensor) -> tf.Tensor:

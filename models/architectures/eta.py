@@ -13,11 +13,23 @@ The code of item i in category c is sign(e_i · R_item + e_c · R_category) with
 R = [R_item; R_category] the SimHash projection [2d, m]: the two partial
 projections are computed (and, at export, precomputed per vocabulary entry)
 separately, then added, in training and in serving alike.
+
+Declared item features with history values (side.SideFeatures.history) are part
+of the item's representation too (item ++ category ++ features, the candidate
+and behaviour vectors the attention sees), so with hash_category they are
+hashed with it: each adds its partial projection (rows 2d + j*d ... of R). At
+export a categorical feature's partial projections are precomputed per
+vocabulary entry like the categories'; a numeric one's, Dense([z, missing]) R,
+is two multiply-adds per behaviour and is computed on the fly. Item features
+without history values cannot be hashed (behaviours have none); the category-
+blind hash (hash_category=False) hashes the item id alone, as before.
 """
 
 import tensorflow as tf
 
+from components import side_features
 from models import features
+from models.architectures import side as side_lib
 from models.architectures.base import (STAGE_RETRIEVAL, CtrModel, attend_retrieved, long_mask,
                                        long_summary, retrieved_behaviours)
 from models.layers import HammingTopK, SimHash
@@ -28,6 +40,8 @@ class EtaModel(CtrModel):
 
   def __init__(self, config, item_vocab_size, category_vocab_size, **kwargs):
     super().__init__(config, item_vocab_size, category_vocab_size, **kwargs)
+    # The in_history item features hashed with the item (hash_category only).
+    self.hashed_features = self.side_features.history if config.hash_category else ()
     self.simhash = SimHash(num_bits=config.hash_bits, seed=config.seed, name="simhash")
     self.top_k = HammingTopK(config.top_k, kernel=config.retrieval_kernel, name="hamming_top_k")
     self.long_attention = self._attention("long_attention")
@@ -38,11 +52,20 @@ class EtaModel(CtrModel):
     self.item_codes_table = None
     self.item_projection_table = None
     self.category_projection_table = None
+    # {categorical hashed feature: [V_feature, m] partial projections}, frozen.
+    self.feature_projection_tables = {}
 
   @property
   def hashed_dim(self) -> int:
-    """Size of the hashed vector: d (item) or 2d (item ++ category)."""
-    return self.config.embedding_dim * (2 if self.config.hash_category else 1)
+    """Size of the hashed vector: d (item), 2d (item ++ category) or, with
+    in_history item features, 2d + d per feature."""
+    if not self.config.hash_category:
+      return self.config.embedding_dim
+    return self.config.embedding_dim * (2 + len(self.hashed_features))
+
+  def _feature_offset(self, position: int) -> int:
+    """First projection row of the position-th hashed item feature."""
+    return self.config.embedding_dim * (2 + position)
 
   def _project(self, embeddings: tf.Tensor, offset: int) -> tf.Tensor:
     """[N, d] -> [N, m]: embeddings times rows offset..offset+d of the projection."""
@@ -80,10 +103,23 @@ class EtaModel(CtrModel):
     self.category_projection_table = tf.Variable(
         self._project(self.category_embedding.embeddings, self.config.embedding_dim),
         trainable=False, name="category_projections")
+    tables = {}
+    for position, spec in enumerate(self.hashed_features):
+      if spec.kind != side_features.NUMERIC:
+        embedding = self.side_encoder.encoders[spec.name]
+        if not embedding.built:
+          embedding.build(tf.TensorShape([None]))
+        tables[spec.name] = tf.Variable(
+            self._project(embedding.embeddings, self._feature_offset(position)),
+            trainable=False, name=f"{spec.name}_projections")
+    self.feature_projection_tables = tables
 
-  def item_codes(self, item_indices: tf.Tensor, category_indices: tf.Tensor) -> tf.Tensor:
+  def item_codes(self, item_indices: tf.Tensor, category_indices: tf.Tensor,
+                 feature_values=None) -> tf.Tensor:
     """[...] item and category indices -> [..., W] int64 SimHash codes of their
-    current representations (see the module docstring)."""
+    current representations (see the module docstring). feature_values: the
+    in_history item features' tensors of the same shape (history_feature_values
+    order), needed when the model hashes them."""
     shape = tf.concat([tf.shape(item_indices), [self.simhash.num_words]], 0)
     items = tf.reshape(item_indices, [-1])
     if self.item_codes_table is not None:
@@ -93,6 +129,19 @@ class EtaModel(CtrModel):
       projected += self._projections(self.category_projection_table, self.category_embedding,
                                      tf.reshape(category_indices, [-1]),
                                      self.config.embedding_dim)
+    if self.hashed_features:
+      if feature_values is None or len(feature_values) != len(self.hashed_features):
+        raise ValueError("this ETA hashes the item features "
+                         f"{[s.name for s in self.hashed_features]}: pass their values")
+      for position, (spec, tensors) in enumerate(zip(self.hashed_features, feature_values)):
+        offset = self._feature_offset(position)
+        encoder = self.side_encoder.encoders[spec.name]
+        if spec.kind == side_features.NUMERIC:
+          vectors = self.side_encoder.encode(spec, [tf.reshape(t, [-1]) for t in tensors])
+          projected += self._project(vectors, offset)
+        else:
+          projected += self._projections(self.feature_projection_tables.get(spec.name),
+                                         encoder, tf.reshape(tensors[0], [-1]), offset)
     return tf.reshape(self.simhash.codes_from_projection(projected), shape)
 
   def retrieve(self, inputs):
@@ -100,9 +149,17 @@ class EtaModel(CtrModel):
     with tf.name_scope(STAGE_RETRIEVAL):
       candidates, history = inputs[features.ITEM], inputs[features.LONG_ITEMS]
       # One lookup for candidates and history together, so items in both hash once.
+      feature_values = None
+      if self.hashed_features:
+        feature_values = tuple(
+            tuple(tf.concat([c, h], axis=1) for c, h in zip(candidate, behaviour))
+            for candidate, behaviour in zip(
+                side_lib.values(self.hashed_features, inputs),
+                side_lib.values(self.hashed_features, inputs, side_lib.LONG_PREFIX)))
       codes = self.item_codes(
           tf.concat([candidates, history], axis=1),
-          tf.concat([inputs[features.CATEGORY], inputs[features.LONG_CATEGORIES]], axis=1))
+          tf.concat([inputs[features.CATEGORY], inputs[features.LONG_CATEGORIES]], axis=1),
+          feature_values)
       n_candidates = tf.shape(candidates)[1]
       candidate_codes, behaviour_codes = codes[:, :n_candidates], codes[:, n_candidates:]
       return self.top_k([candidate_codes, behaviour_codes], behaviour_mask=long_mask(inputs))
