@@ -11,9 +11,9 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 
-from eta_ctr.config import EtaConfig, FeatureSpec, IngestConfig, ModelConfig, SourceConfig
+from eta_ctr.config import (EtaConfig, FeatureSpec, IngestConfig, ModelConfig, SourceConfig,
+                            TrainerConfig)
 from models import export, signatures, trainer
-from models.architectures.registry import build_model
 from models.preprocessing import make_preprocessing_fn
 from pipeline.schema import build_schema
 
@@ -74,21 +74,39 @@ def _serialize(row, raw_spec):
   return example.SerializeToString()
 
 
-@pytest.fixture(scope="module")
-def transform_output(tmp_path_factory):
-  schema = build_schema(IngestConfig(), SPECS)
+def _transform(tmp_path_factory, specs):
+  schema = build_schema(IngestConfig(), specs)
   metadata = dataset_metadata.DatasetMetadata(schema)
   rows = _raw_examples()
+  if not specs:
+    rows = [{name: value for name, value in row.items() if name in schema_names(schema)}
+            for row in rows]
   out = str(tmp_path_factory.mktemp("tft_output"))
   with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tft_tmp"))):
-    transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(
-        make_preprocessing_fn(MODEL, SPECS))
+    (transformed, transformed_metadata), transform_fn = (
+        (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            make_preprocessing_fn(MODEL, specs)))
     _ = transform_fn | tft_beam.WriteTransformFn(out)
   # The raw schema, as the TFX Transform component writes it.
   metadata_io.write_metadata(metadata, os.path.join(out, tft.TFTransformOutput.RAW_METADATA_DIR))
+  # The transformed examples, as Transform writes them for the Trainer.
+  coder = tft.coders.ExampleProtoCoder(transformed_metadata.dataset_metadata.schema)
+  train_file = os.path.join(out, "transformed_train.gz")
+  with tf.io.TFRecordWriter(train_file, options="GZIP") as writer:
+    for row in transformed:
+      writer.write(coder.encode(row))
   output = tft.TFTransformOutput(out)
   raw_spec = output.raw_feature_spec()
-  return output, [_serialize(row, raw_spec) for row in rows], rows
+  return output, [_serialize(row, raw_spec) for row in rows], rows, out, train_file
+
+
+def schema_names(schema):
+  return {feature.name for feature in schema.feature}
+
+
+@pytest.fixture(scope="module")
+def transform_output(tmp_path_factory):
+  return _transform(tmp_path_factory, SPECS)
 
 
 def test_without_features_score_keeps_its_signature():
@@ -97,6 +115,29 @@ def test_without_features_score_keeps_its_signature():
   assert [s.name for s in fixed] == list(dict_form) == list(signatures.BUILT_IN_SCORE_INPUTS)
   assert all(s == dict_form[s.name] for s in fixed)
   assert signatures.score_inputs() == signatures.BUILT_IN_SCORE_INPUTS
+
+
+def test_without_features_the_export_is_as_before(tmp_path_factory, tmp_path):
+  output, records, rows, transform_dir, train_file = _transform(tmp_path_factory, ())
+  config = EtaConfig(model=MODEL, trainer=TrainerConfig(batch_size=8, train_steps=2))
+  assert trainer.side_feature_sizes(output, config) is None
+  model, _ = trainer.train_model(config, transform_dir, train_file, None)
+  assert not model.side_features and model.side_encoder is None
+  loaded = tf.saved_model.load(export.export_serving_model(model, output, config,
+                                                           str(tmp_path / "model")))
+  score = loaded.signatures["score"]
+  assert sorted(score.structured_input_signature[1]) == sorted(
+      signatures.BUILT_IN_SCORE_INPUTS)
+  row = next(row for row in rows if row["hist_item_ids"])
+  record = records[rows.index(row)]
+  scored = score(hist_item_ids=tf.constant(row["hist_item_ids"]),
+                 hist_categories=tf.constant(row["hist_categories"]),
+                 hist_timestamps=tf.constant(row["hist_timestamps"], tf.int64),
+                 item_ids=tf.constant(row["item_id"]), categories=tf.constant(row["category"]),
+                 request_time=tf.constant(row["timestamp"][0], tf.int64))
+  served = loaded.signatures["serving_default"](examples=tf.constant([record]))
+  np.testing.assert_allclose(scored["probabilities"].numpy(),
+                             served["probabilities"].numpy(), atol=1e-6)
 
 
 def _rewrite(record, **values):
@@ -112,15 +153,18 @@ def _rewrite(record, **values):
 
 @pytest.mark.parametrize("model_name", ["eta", "din_long"])
 def test_score_equals_serving_default_with_features(transform_output, tmp_path, model_name):
-  output, records, rows = transform_output
+  output, records, rows, transform_dir, train_file = transform_output
   raw_spec = output.raw_feature_spec()
   assert set(signatures.example_features(SPECS)) <= set(raw_spec)
-  config = CONFIG.replace(model=ModelConfig(**{**MODEL.__dict__, "name": model_name}))
-  items, categories = trainer.vocabulary_sizes(output, config)
+  config = CONFIG.replace(model=ModelConfig(**{**MODEL.__dict__, "name": model_name}),
+                          trainer=TrainerConfig(batch_size=8, train_steps=4,
+                                                shuffle_buffer=8))
   side = trainer.side_feature_sizes(output, config)
   assert side.vocab_sizes == {"age": 5, "device": 5, "brand": 6, "genres": 5}
-  tf.keras.utils.set_random_seed(0)
-  model = build_model(config.model, items, categories, side)
+  # The Trainer's path: the transformed examples' side features reach the model.
+  model, metrics = trainer.train_model(config, transform_dir, train_file, None)
+  assert metrics["steps_trained"] == 4
+  assert model.side_features.specs == SPECS
   raw_spec.pop("label")
   tft_layer = output.transform_features_layer()
   in_process = tf.sigmoid(model(tft_layer(tf.io.parse_example(tf.constant(records), raw_spec))))
