@@ -5,6 +5,11 @@
   din_long  full target attention over all L behaviours: the quality bound and cost reference
   sim_hard  the k most recent behaviours in the candidate's category, then attention (SIM hard)
   sdim      SimHash bucket-collision sampling (Cao et al. 2022)
+
+Declared side features reach every baseline through CtrModel (base.py): the
+behaviour vectors they attend to or average carry the in_history item features.
+SIM hard still retrieves by category, and SDIM still hashes the item embedding
+alone (its buckets), summing the full behaviour vectors.
 """
 
 import tensorflow as tf
