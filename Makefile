@@ -24,7 +24,7 @@ run: venv
 test: test-unit test-e2e
 
 test-unit: venv
-	$(BIN)/python -m pytest -m "not e2e" -q --durations=15
+	$(BIN)/python -m pytest -m "not e2e" -q --durations=15 -n 2 --dist loadfile
 
 test-e2e: venv
 	$(BIN)/python -m pytest -m e2e -q --durations=15

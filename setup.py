@@ -27,6 +27,6 @@ setuptools.setup(
         "pyarrow",
         "tornado",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "pytest-xdist"]},
     entry_points={"console_scripts": ["eta=eta_ctr.cli:main"]},
 )

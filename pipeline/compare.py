@@ -9,7 +9,8 @@ Besides the named models, `Variant`s compare one model under changed settings
 examples and seeds; paired differences are taken against `reference` (eta by
 default), so a one-at-a-time diagnosis reads as "variant - din, per seed".
 
-Writes DIR/results.json, DIR/results.md (a table) and DIR/results.png, and prints
+Writes DIR/runs_so_far.json after every run (each finished run's results), then
+DIR/results.json, DIR/results.md (a table) and DIR/results.png, and prints
 the table. results.json:
 
   {"models": {label: {<metric>: {mean, std, n}, ...,    over seeds; std: sample (n - 1)
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 METRICS = ("auc", "gauc", "logloss", "logloss_over_base_rate", "calibration")
 # The model every other is differenced against, seed by seed (default).
 REFERENCE = "eta"
+# Every finished run so far, rewritten after each ({label: [per-seed results]}).
+PARTIAL_RUNS_FILE = "runs_so_far.json"
 # Retrieval-model metrics (models/evaluation.py), summarised when present.
 RETRIEVAL_METRICS = ("retrieved_same_category", "history_same_category")
 
@@ -155,6 +158,9 @@ def compare(config: EtaConfig, models: Sequence[str], seeds: int, output_dir: st
                seed, result["best_step"], result["steps_trained"], result["auc"],
                result["gauc"], result["logloss"])
       runs.setdefault(name, []).append(result)
+      # After every run, so that a long comparison stopped half-way keeps what it measured.
+      with open(os.path.join(output_dir, PARTIAL_RUNS_FILE), "w") as handle:
+        json.dump(runs, handle, indent=1, sort_keys=True)
   results = summarize(runs, config, seeds, reference,
                       {entry.label: dict(entry.changes) for entry in entries if entry.changes})
   write_results(results, output_dir)

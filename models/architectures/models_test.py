@@ -142,9 +142,9 @@ def test_eta_summary_adds_the_mean_of_the_long_sequence_to_eta():
   candidates = model.candidate_vectors(per_candidate[features.ITEM],
                                        per_candidate[features.CATEGORY])
   interest = model.long_interest(per_candidate, candidates, training=False).numpy()[:, 0]
-  vectors = (tf.concat([model.item_embedding(batch[features.LONG_ITEMS]),
-                        model.category_embedding(batch[features.LONG_CATEGORIES])], -1)
-             + model.time_gap_embedding(batch[features.LONG_TIME_GAPS])).numpy()
+  vectors = tf.concat([model.item_embedding(batch[features.LONG_ITEMS]),
+                       model.category_embedding(batch[features.LONG_CATEGORIES])], -1).numpy()
+  assert not CONFIG.long_time_gaps  # the default: no time-gap embedding on long behaviours
   lengths = batch[features.LONG_LENGTH].numpy()
   for row in range(6):
     expected = vectors[row, :lengths[row]].mean(0) if lengths[row] else np.zeros(
@@ -153,3 +153,24 @@ def test_eta_summary_adds_the_mean_of_the_long_sequence_to_eta():
   attention_only = super(type(model), model).long_interest(per_candidate, candidates, False)
   np.testing.assert_allclose(interest[:, :-vectors.shape[-1]], attention_only.numpy()[:, 0],
                              atol=1e-6)
+
+
+@pytest.mark.parametrize("long_time_gaps", [True, False])
+def test_long_time_gaps_switch_the_time_gap_embedding_of_long_behaviours_only(long_time_gaps):
+  from models.architectures.base import long_behaviours  # pylint: disable=g-import-not-at-top
+  config = ModelConfig(**{**CONFIG.__dict__, "long_time_gaps": long_time_gaps})
+  model = _model("din_long", config)
+  batch = transformed_batch(config, 4, seed=7)
+  model(batch)
+  table = model.time_gap_embedding.embeddings
+  table.assign(tf.random.stateless_normal(table.shape, seed=[1, 2]))  # zeros at init
+  plain = tf.concat([model.item_embedding(batch[features.LONG_ITEMS]),
+                     model.category_embedding(batch[features.LONG_CATEGORIES])], -1)
+  gaps = model.time_gap_embedding(batch[features.LONG_TIME_GAPS])
+  expected = plain + gaps if long_time_gaps else plain
+  np.testing.assert_array_equal(long_behaviours(model, batch).numpy(), expected.numpy())
+  short = model.behaviour_vectors(batch[features.SHORT_ITEMS], batch[features.SHORT_CATEGORIES],
+                                  batch[features.SHORT_TIME_GAPS])
+  assert np.abs(short.numpy() - tf.concat(
+      [model.item_embedding(batch[features.SHORT_ITEMS]),
+       model.category_embedding(batch[features.SHORT_CATEGORIES])], -1).numpy()).max() > 0

@@ -5,8 +5,10 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from models.layers import hamming_topk
 from models.layers.hamming_topk import HammingTopK
 from models.layers.hamming_topk import hamming_distance
+from models.layers.kernels import fused_ops
 from models.layers.simhash import SimHash
 from models.layers.target_attention import TargetAttention
 
@@ -29,6 +31,21 @@ def np_top_k(candidate, behaviours, mask, k):
     for j, (dist, t) in enumerate(order):
       indices[b, j], distances[b, j], valid[b, j] = t, dist, True
   return indices, distances, valid
+
+
+def np_top_k_many(candidates, behaviours, mask, k):
+  """Brute force for [B, C, W] candidates: a stable argsort of the distances, padding
+  pushed past every real distance, so ties keep index order. Three [B, C, k]."""
+  distances = np_hamming(candidates[:, :, None, :], behaviours[:, None, :, :])  # [B, C, L]
+  length = distances.shape[-1]
+  distances = np.where(mask[:, None, :], distances, np.iinfo(np.int32).max)
+  order = np.argsort(distances, axis=-1, kind="stable")[..., :k]
+  nearest = np.take_along_axis(distances, order, axis=-1)
+  valid = nearest != np.iinfo(np.int32).max
+  pad = [(0, 0), (0, 0), (0, max(0, k - length))]
+  return (np.pad(np.where(valid, order, 0), pad).astype(np.int32),
+          np.pad(np.where(valid, nearest, 0), pad).astype(np.int32),
+          np.pad(valid, pad, constant_values=False))
 
 
 def random_codes(rng, shape, num_bits):
@@ -239,3 +256,109 @@ def test_fused_equals_stock_on_large_inputs_with_many_ties(num_bits, length, k):
   fused = HammingTopK(k, kernel="fused")([candidate, behaviours], behaviour_mask=mask)
   for a, b in zip(stock, fused):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def _tie_heavy_inputs(rng, batch, candidates, length, num_bits):
+  """Codes with many equal distances: repeated behaviours, candidates copied into
+  the history, and masks of every kind (full, sparse, one valid, none, a prefix)."""
+  behaviours = random_codes(rng, (batch, length), num_bits)
+  behaviours[:, 1::3] = behaviours[:, 0:1]  # a third of the history is one behaviour
+  behaviours[:, 7::11] = behaviours[:, 5::11][:, :behaviours[:, 7::11].shape[1]]
+  codes = random_codes(rng, (batch, candidates), num_bits)
+  codes[:, ::4] = behaviours[:, 5:6]  # candidates that equal behaviours
+  mask = rng.random((batch, length)) < 0.8
+  mask[0] = True
+  if batch > 1:
+    mask[1] = False
+    mask[1, length // 2] = True  # one valid behaviour
+  if batch > 2:
+    mask[2] = False  # no valid behaviour
+  if batch > 3:
+    mask[3] = np.arange(length) < 40  # a short history, padded at the end
+  return codes, behaviours, mask
+
+
+def _level(codes, behaviours, mask, k):
+  return hamming_topk._level_top_k(tf.constant(codes), tf.constant(behaviours),
+                                   tf.constant(mask), k)
+
+
+def _sort(codes, behaviours, mask, k):
+  return hamming_topk._sort_top_k(tf.constant(codes), tf.constant(behaviours),
+                                  tf.constant(mask), k)
+
+
+def _fused(codes, behaviours, mask, k):
+  return fused_ops.load().eta_hamming_top_k(codes, behaviours, mask, k=k)
+
+
+@pytest.mark.parametrize("num_bits,length,k", [
+    (8, 600, 16),     # 9 levels for 600 behaviours: ties everywhere
+    (64, 1024, 48),
+    (64, 515, 1),
+    (100, 700, 48),   # odd bit count in 2 words
+    (128, 512, 16),
+    (192, 530, 7),    # 3 words
+    (64, 520, 600),   # k > L
+])
+def test_every_kernel_matches_numpy_with_ties_masks_and_long_histories(num_bits, length, k):
+  """The TopK path, the level path and the fused op, bit for bit against NumPy."""
+  rng = np.random.default_rng(num_bits * 1000 + length + k)
+  inputs = _tie_heavy_inputs(rng, 4, 9, length, num_bits)
+  want = np_top_k_many(*inputs, k)
+  for name, path in (("sort", _sort), ("level", _level), ("fused", _fused)):
+    got = path(*inputs, k)
+    for g, w, what in zip(got, want, ("indices", "distances", "valid")):
+      assert g.shape == (4, 9, k), (name, what)
+      np.testing.assert_array_equal(g.numpy(), w, err_msg=f"{name} {what}")
+
+
+def test_level_path_lists_everything_for_rows_the_sample_misjudges():
+  """Every 8th behaviour is sampled; 11 sampled ones at distance 0 and the other
+  sampled ones far away make the estimate 0, short of k: that row must still be
+  exact (it falls back to listing every valid behaviour)."""
+  length, k = 1024, 48
+  candidate = np.zeros((1, 2, 1), np.int64)
+  behaviours = np.full((1, length, 1), 0b11111, np.int64)  # distance 5 ...
+  behaviours[0, ::8] = -1  # ... sampled positions: 64 ...
+  behaviours[0, 0:88:8] = 0  # ... but 11 of them 0
+  candidate[0, 1] = 0b111  # the second candidate: other distances, same history
+  mask = np.ones((1, length), bool)
+  want = np_top_k_many(candidate, behaviours, mask, k)
+  for path in (_level, _sort, _fused):
+    for got, w in zip(path(candidate, behaviours, mask, k), want):
+      np.testing.assert_array_equal(got.numpy(), w)
+
+
+def test_stock_dispatch_by_shape_in_graph_mode():
+  """With dynamic C and L the stock kernel picks its path at run time; both agree."""
+  layer = HammingTopK(5, kernel="stock")
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, 1], tf.int64), tf.TensorSpec([None, None, 1], tf.int64),
+      tf.TensorSpec([None, None], tf.bool)])
+  def retrieve(candidates, behaviours, mask):
+    return layer([candidates, behaviours], behaviour_mask=mask)
+
+  rng = np.random.default_rng(7)
+  for candidates, length in ((3, 30), (3, 600), (hamming_topk._LEVEL_MIN_CANDIDATES, 30),
+                             (hamming_topk._LEVEL_MIN_CANDIDATES, 600)):
+    inputs = _tie_heavy_inputs(rng, 2, candidates, length, 64)
+    for got, want in zip(retrieve(*inputs), np_top_k_many(*inputs, 5)):
+      np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_fused_threshold_search_across_rows_and_threads():
+  """The fused op starts each row's threshold search at the previous row's: rows
+  alternate between candidates equal to behaviours (threshold 0) and far ones,
+  over enough rows that the intra-op pool shards them."""
+  rng = np.random.default_rng(8)
+  batch, candidates, length, k = 3, 200, 1024, 48
+  behaviours = random_codes(rng, (batch, length), 64)
+  codes = random_codes(rng, (batch, candidates), 64)
+  codes[:, ::2] = behaviours[:, :candidates:2]  # threshold 0 for every other row
+  codes[:, 1::4] = ~behaviours[:, 1:candidates:4]  # and far for some
+  mask = rng.random((batch, length)) < 0.9
+  want = np_top_k_many(codes, behaviours, mask, k)
+  for got, w in zip(_fused(codes, behaviours, mask, k), want):
+    np.testing.assert_array_equal(got.numpy(), w)
