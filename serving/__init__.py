@@ -9,10 +9,12 @@ The names of the ETA signatures' inputs and outputs live in models/signatures.py
   json_codec.py      TF Serving REST JSON ("instances" / "inputs", {"b64": ...})
   protos.py          TF Serving's response protos, shared by gRPC and REST
   versions.py        numeric version directories and their on-disk fingerprint
-  servable.py        one loaded version: signatures, specs, SignatureDefs, in-flight count
+  servable.py        one loaded version: signatures (called directly), specs, SignatureDefs
   warmup.py          one request through each signature before a version goes live
   manager.py         polls the model directory, loads + warms, switches, retires
   core.py            predict / metadata / status, independent of the transport
+  batching.py        cross-request batching of serving_default (--enable-batching)
+  request_profile.py one Predict request's time per stage, with the server's own functions
   grpc_service.py    PredictionService and ModelService on grpcio's generic handlers
   rest.py            the REST API on Tornado
   server.py          both transports + the poller + signal handling

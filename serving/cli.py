@@ -1,6 +1,9 @@
 """`eta serve` and `eta predict`; add_commands(subparsers) plugs them into `eta`.
 
   eta serve   --model-dir DIR [--host 127.0.0.1] [--grpc-port 8500] [--rest-port 8501] ...
+              [--enable-batching [--max-batch-size 256] [--batch-timeout-micros 2000]
+               [--num-batch-threads 4] [--max-enqueued-batches 64]]
+              [--intra-op-threads N] [--inter-op-threads N]
   eta predict --server localhost:8500 (--history-file F | --example-file F) ...
 
 Also runnable alone: python -m serving.cli serve|predict ...
@@ -15,6 +18,7 @@ from typing import List, Optional
 
 from eta_ctr import runtime
 from models import signatures
+from serving.batching import BatchingConfig
 from serving.limits import Limits
 
 log = logging.getLogger(__name__)
@@ -46,9 +50,27 @@ def _add_serve_arguments(parser: argparse.ArgumentParser):
   parser.add_argument("--backend", choices=BACKENDS, default="auto",
                       help="auto: tensorflow_model_server when on PATH and --host is 0.0.0.0 "
                            "(it cannot bind one address), else the built-in server")
+  batching = BatchingConfig()
   parser.add_argument("--enable-batching", action="store_true",
-                      help="tensorflow_model_server only: batch requests with batching.config "
-                           "(breaks the `score` signature; see serving/model_server.py)")
+                      help="batch serving_default requests across clients, as TF Serving's "
+                           "--enable_batching (the built-in server never batches `score`; "
+                           "tensorflow_model_server batches every signature, which breaks "
+                           "`score`: see serving/model_server.py)")
+  parser.add_argument("--max-batch-size", type=int, default=batching.max_batch_size,
+                      help="with --enable-batching: examples per batch")
+  parser.add_argument("--batch-timeout-micros", type=int,
+                      default=batching.batch_timeout_micros,
+                      help="with --enable-batching: longest wait for a batch to fill")
+  parser.add_argument("--num-batch-threads", type=int, default=batching.num_batch_threads,
+                      help="with --enable-batching: batches run at once")
+  parser.add_argument("--max-enqueued-batches", type=int,
+                      default=batching.max_enqueued_batches,
+                      help="with --enable-batching: full batches that may wait for a thread "
+                           "(beyond that, UNAVAILABLE)")
+  parser.add_argument("--intra-op-threads", type=int, default=0,
+                      help="TensorFlow's intra-op threads (0: its default, every core)")
+  parser.add_argument("--inter-op-threads", type=int, default=0,
+                      help="TensorFlow's inter-op threads (0: its default)")
   parser.add_argument("--config-dir", help="where to write models.config and batching.config "
                                            "for tensorflow_model_server (default: a temp dir)")
 
@@ -82,12 +104,26 @@ def server_config(args):
       raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
   if args.poll_seconds <= 0:
     raise ValueError("--poll-seconds must be positive")
+  for name in ("intra_op_threads", "inter_op_threads"):
+    if getattr(args, name) < 0:
+      raise ValueError(f"--{name.replace('_', '-')} must be 0 (TensorFlow's default) or more")
   limits = Limits(max_candidates=args.max_candidates, max_history=args.max_history,
                   max_message_bytes=args.max_message_mb << 20,
                   allow_empty_history=args.allow_empty_history)
+  batching = None
+  if args.enable_batching:
+    try:
+      batching = BatchingConfig(max_batch_size=args.max_batch_size,
+                                batch_timeout_micros=args.batch_timeout_micros,
+                                num_batch_threads=args.num_batch_threads,
+                                max_enqueued_batches=args.max_enqueued_batches)
+    except ValueError as error:  # "max_batch_size must be at least 1, ..." -> the flag's name
+      raise ValueError(f"--{str(error).replace('_', '-')}") from None
   return ServerConfig(model_dir=args.model_dir, model_name=args.model_name, host=args.host,
                       grpc_port=args.grpc_port, rest_port=args.rest_port or None,
-                      poll_seconds=args.poll_seconds, limits=limits, workers=args.workers)
+                      poll_seconds=args.poll_seconds, limits=limits, workers=args.workers,
+                      batching=batching, intra_op_threads=args.intra_op_threads,
+                      inter_op_threads=args.inter_op_threads)
 
 
 def _choose_binary(args) -> Optional[str]:
@@ -128,20 +164,18 @@ def cmd_serve(args, extra_args: List[str]) -> int:
     from serving import model_server  # pylint: disable=g-import-not-at-top
     paths = model_server.write_config_files(
         config, args.config_dir or tempfile.mkdtemp(prefix="eta-serve-"))
-    argv = model_server.command(binary, config, paths, args.enable_batching)
+    argv = model_server.command(binary, config, paths)
     if args.max_candidates != Limits.max_candidates or args.max_history != Limits.max_history:
       log.warning("%s does not enforce --max-candidates / --max-history", model_server.BINARY)
     print("eta serve: exec " + " ".join(shlex.quote(a) for a in argv), flush=True)
     model_server.exec_binary(argv)
     return 1  # exec_binary does not return
-  if args.enable_batching:
-    log.warning("--enable-batching applies to tensorflow_model_server only; the built-in "
-                "server runs each request on its own")
+  from serving import server  # pylint: disable=g-import-not-at-top
+  server.configure_threads(config.intra_op_threads, config.inter_op_threads)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if not tf.io.gfile.isdir(config.model_dir):
     print(f"eta serve: --model-dir {config.model_dir} is not a directory", file=sys.stderr)
     return 2
-  from serving import server  # pylint: disable=g-import-not-at-top
   try:
     return server.serve(config, announce=lambda line: print(line, flush=True))
   except OSError as error:

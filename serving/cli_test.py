@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 
 from serving import cli, model_server
 from serving import server as server_lib
@@ -32,6 +33,31 @@ def test_add_commands_parses_both_commands():
   args, _ = _parse(["predict", "--history-file", "h.json", "--candidates", "a:b"])
   assert args.handler is cli.cmd_predict and args.server == "localhost:8500"
   assert cli.cmd_serve(*_parse(["serve", "--model-dir", "/m", "--beam-flag"])) == 2
+
+
+def test_batching_and_thread_flags_reach_the_server_config():
+  args, _ = _parse(["serve", "--model-dir", "/m"])
+  config = cli.server_config(args)
+  assert config.batching is None  # off by default
+  assert (config.intra_op_threads, config.inter_op_threads) == (0, 0)
+  args, _ = _parse(["serve", "--model-dir", "/m", "--enable-batching", "--max-batch-size", "32",
+                    "--batch-timeout-micros", "500", "--num-batch-threads", "2",
+                    "--max-enqueued-batches", "8", "--intra-op-threads", "1",
+                    "--inter-op-threads", "2"])
+  config = cli.server_config(args)
+  assert config.batching.parameters() == {"max_batch_size": 32, "batch_timeout_micros": 500,
+                                          "max_enqueued_batches": 8, "num_batch_threads": 2}
+  assert config.batching.signatures == ("serving_default",)
+  assert (config.intra_op_threads, config.inter_op_threads) == (1, 2)
+  argv = model_server.command("tfms", config, {"models.config": "m", "batching.config": "b"})
+  assert "--enable_batching=true" in argv and "--batching_parameters_file=b" in argv
+  assert "--tensorflow_intra_op_parallelism=1" in argv
+  assert "--tensorflow_inter_op_parallelism=2" in argv
+  for bad in (["--max-batch-size", "0"], ["--batch-timeout-micros", "-1"],
+              ["--num-batch-threads", "0"], ["--intra-op-threads", "-1"]):
+    args, _ = _parse(["serve", "--model-dir", "/m", "--enable-batching"] + bad)
+    with pytest.raises(ValueError, match=bad[0]):
+      cli.server_config(args)
 
 
 def test_real_binary_is_exec_d_only_when_it_can_bind_as_asked(monkeypatch, tmp_path, capsys):

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from models import signatures
 from serving import validation
+from serving.batching import Batcher
 from serving.errors import from_model_error, invalid_argument, not_found
 from serving.manager import UNKNOWN, ModelManager, VersionStatus
 from serving.limits import Limits
@@ -34,10 +35,12 @@ class Prediction:
 class ServingCore:
   """Predict, metadata and status for one named model."""
 
-  def __init__(self, model_name: str, manager: ModelManager, limits: Limits = Limits()):
+  def __init__(self, model_name: str, manager: ModelManager, limits: Limits = Limits(),
+               batcher: Optional[Batcher] = None):
     self.model_name = model_name
     self.manager = manager
     self.limits = limits
+    self.batcher = batcher
 
   def _check_model(self, name: str):
     if name != self.model_name:
@@ -54,6 +57,7 @@ class ServingCore:
         raise not_found(f"signature '{signature_name}' not found in version "
                         f"{servable.version}; it has {servable.signature_names}")
       inputs = decode(specs)
+      # Before any batching: a malformed request fails alone, never its batch.
       validation.check_request(specs, inputs, self.limits)
       known = servable.output_names[signature_name]
       unknown = sorted(set(output_filter) - set(known))
@@ -61,7 +65,10 @@ class ServingCore:
         raise invalid_argument(f"output_filter names {unknown}, which signature "
                                f"'{signature_name}' does not have; it has {known}")
       try:
-        outputs = servable.run(signature_name, inputs)
+        if self.batcher is not None and self.batcher.batches(signature_name):
+          outputs = self.batcher.run(servable, signature_name, inputs)
+        else:
+          outputs = servable.run(signature_name, inputs)
       except Exception as error:  # the model refusing the input, or worse
         failure = from_model_error(error)
         if failure.code == grpc.StatusCode.INTERNAL:

@@ -60,6 +60,12 @@ def _examples(request_input) -> list:
   raise invalid_argument("the request's input holds no examples")
 
 
+def decode_inputs(request) -> dict:
+  """A PredictRequest's input TensorProtos -> {name: ndarray} (after
+  tensors.check_total_elements has bounded their declared sizes)."""
+  return {name: tensors.to_ndarray(name, proto) for name, proto in request.inputs.items()}
+
+
 class PredictionServicer:
   """PredictionService over a ServingCore."""
 
@@ -69,8 +75,8 @@ class PredictionServicer:
   def Predict(self, request):
     tensors.check_total_elements(request.inputs.items(), self._core.limits.max_elements)
 
-    def decode(_specs):
-      return {name: tensors.to_ndarray(name, proto) for name, proto in request.inputs.items()}
+    def decode(_specs):  # once the model, version and signature are known
+      return decode_inputs(request)
 
     result = self._core.predict(request.model_spec.name, _version(request.model_spec),
                                 request.model_spec.signature_name, decode,
@@ -138,7 +144,7 @@ def _message_class(message_type: descriptor.Descriptor):
   return symbol_database.Default().GetSymbol(message_type.full_name)
 
 
-def _deserializer(request_class):
+def deserializer(request_class):
   """bytes -> request, or _Undecodable: never raises, so the handler decides the status."""
 
   def deserialize(data: bytes):
@@ -176,7 +182,7 @@ def _method_handler(method: descriptor.MethodDescriptor,
     context.abort(failure.code, failure.message)
 
   return grpc.unary_unary_rpc_method_handler(
-      handle, request_deserializer=_deserializer(_message_class(method.input_type)),
+      handle, request_deserializer=deserializer(_message_class(method.input_type)),
       response_serializer=_message_class(method.output_type).SerializeToString)
 
 

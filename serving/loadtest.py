@@ -2,6 +2,8 @@
 
   python -m serving.loadtest --server localhost:8500 --examples DIR [--clients 1,4,8]
       p50/p99 latency and throughput of `score` for one user (L behaviours) x B candidates
+  python -m serving.loadtest ... --signature serving_default [--candidates 8]
+      the same with B tf.Examples per request (what `eta serve --enable-batching` batches)
   python -m serving.loadtest --server localhost:8500 --examples DIR --fuzz 5000
       random malformed requests; counts status codes and checks the server still answers
 
@@ -52,6 +54,16 @@ def query_from_examples_dir(examples_dir: str, history_length: int,
       break
   return ScoreQuery(history=history[:history_length], candidates=items,
                     request_time=longest["timestamp"][0])
+
+
+def query_request(model_name: str, signature: str, query: ScoreQuery):
+  """The PredictRequest of a query: `score` inputs, or for serving_default one
+  tf.Example per candidate, each carrying the history."""
+  if signature == signatures.DEFAULT_SIGNATURE:
+    examples = np.empty(len(query.candidates), dtype=object)
+    examples[:] = requests.examples_for_query(query)
+    return requests.predict_request(model_name, signature, {signatures.EXAMPLES: examples})
+  return requests.predict_request(model_name, signature, requests.score_inputs(query))
 
 
 def _stub(target: str, max_mb: int = 64):
@@ -169,15 +181,19 @@ def main(argv=None):
   parser.add_argument("--clients", default="1,4,8")
   parser.add_argument("--seconds", type=float, default=20)
   parser.add_argument("--fuzz", type=int, default=0)
+  parser.add_argument("--signature", default=signatures.SCORE_SIGNATURE,
+                      choices=(signatures.SCORE_SIGNATURE, signatures.DEFAULT_SIGNATURE),
+                      help="serving_default: the candidates as tf.Examples, each carrying the "
+                           "history (what a batching server batches; see `eta serve "
+                           "--enable-batching`)")
   args = parser.parse_args(argv)
   query = query_from_examples_dir(args.examples, args.history_length, args.candidates)
-  request = requests.predict_request(args.model_name, signatures.SCORE_SIGNATURE,
-                                     requests.score_inputs(query))
+  request = query_request(args.model_name, args.signature, query)
   if args.fuzz:
     print(json.dumps(fuzz(args.server, request, args.fuzz), indent=2))
     return 0
   rows = [measure(args.server, request, int(n), args.seconds) for n in args.clients.split(",")]
-  print(f"score: 1 user, L={len(query.history)}, B={len(query.candidates)}")
+  print(f"{args.signature}: 1 user, L={len(query.history)}, B={len(query.candidates)}")
   print("| clients | requests | failed | p50 ms | p99 ms | requests/s |\n|---|---|---|---|---|---|")
   for row in rows:
     print(f"| {row['clients']} | {row['requests']} | {row['failed']} | {row['p50_ms']:.1f} "

@@ -15,3 +15,11 @@ def test_fuzz_gets_only_error_statuses_and_the_server_survives(server):
   assert result["good_requests_failed_in_between"] == 0
   assert sum(result["status_codes"].values()) == 200
   assert set(result["status_codes"]) <= {"INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED"}
+
+
+def test_serving_default_requests_carry_one_example_per_candidate(server):
+  request = loadtest.query_request("eta", "serving_default", testing.QUERY)
+  assert request.model_spec.signature_name == "serving_default"
+  assert request.inputs["examples"].tensor_shape.dim[0].size == len(testing.QUERY.candidates)
+  row = loadtest.measure(server.grpc_target, request, clients=2, seconds=0.5)
+  assert row["requests"] > 0 and row["failed"] == 0

@@ -12,6 +12,8 @@ limits shape what is generated:
     fails ("Batching session Run() input tensors must have at least one
     dimension"). batching.config is always written, but batching is enabled only
     with --enable-batching, for deployments that call serving_default alone.
+    (The built-in server batches serving_default alone, so `score` keeps
+    working there with batching on: serving/batching.py.)
 
 It does not enforce --max-candidates / --max-history; --max-message-mb becomes
 its gRPC max receive message length.
@@ -25,6 +27,7 @@ from typing import Dict, List, Mapping, Optional
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from serving.batching import BatchingConfig
 from serving.server import ServerConfig
 
 BINARY = "tensorflow_model_server"
@@ -33,13 +36,9 @@ BATCHING_CONFIG = "batching.config"
 WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]")
 
 # Request batching for serving_default: up to 256 examples per batch, waiting
-# at most 2 ms for a batch to fill.
-BATCHING_PARAMETERS = {
-    "max_batch_size": 256,
-    "batch_timeout_micros": 2000,
-    "max_enqueued_batches": 64,
-    "num_batch_threads": 4,
-}
+# at most 2 ms for a batch to fill (serving/batching.py: the same parameters
+# drive the built-in server's batching).
+BATCHING_PARAMETERS = BatchingConfig().parameters()
 
 
 def find_binary() -> Optional[str]:
@@ -79,8 +78,9 @@ def write_config_files(config: ServerConfig, config_dir: str) -> Dict[str, str]:
   """Writes models.config and batching.config; returns {file name: path}."""
   os.makedirs(config_dir, exist_ok=True)
   models = models_config(config.model_name, absolute_base_path(config.model_dir))
+  batching = config.batching.parameters() if config.batching is not None else None
   contents = {MODELS_CONFIG: text_format.MessageToString(models),
-              BATCHING_CONFIG: batching_config()}
+              BATCHING_CONFIG: batching_config(batching)}
   paths = {}
   for name, text in contents.items():
     paths[name] = os.path.join(config_dir, name)
@@ -90,8 +90,11 @@ def write_config_files(config: ServerConfig, config_dir: str) -> Dict[str, str]:
 
 
 def command(binary: str, config: ServerConfig, paths: Dict[str, str],
-            enable_batching: bool = False) -> List[str]:
-  """The argv that serves `config` with the real binary."""
+            enable_batching: Optional[bool] = None) -> List[str]:
+  """The argv that serves `config` with the real binary (batching: as the config
+  says, unless enable_batching says otherwise)."""
+  if enable_batching is None:
+    enable_batching = config.batching is not None
   argv = [
       binary,
       f"--port={config.grpc_port}",
@@ -103,6 +106,10 @@ def command(binary: str, config: ServerConfig, paths: Dict[str, str],
       f"{config.limits.max_message_bytes}",
       "--enable_model_warmup=true",
   ]
+  if config.intra_op_threads:
+    argv.append(f"--tensorflow_intra_op_parallelism={config.intra_op_threads}")
+  if config.inter_op_threads:
+    argv.append(f"--tensorflow_inter_op_parallelism={config.inter_op_threads}")
   if enable_batching:
     # The parameters file is refused unless batching is enabled too.
     argv += ["--enable_batching=true", f"--batching_parameters_file={paths[BATCHING_CONFIG]}"]

@@ -24,7 +24,7 @@ def predict_response(model_name: str, result: Prediction) -> predict_pb2.Predict
   response = predict_pb2.PredictResponse()
   fill_model_spec(response.model_spec, model_name, result.version, result.signature_name)
   for name, value in result.outputs.items():
-    response.outputs[name].CopyFrom(tensors.to_proto(value))
+    tensors.fill_proto(response.outputs[name], value)  # in place: no proto copied
   return response
 
 

@@ -1,8 +1,9 @@
 """Model files are read through tf.io.gfile, so any TF file system works (ram:// here
-stands in for gs://)."""
+stands in for gs://); signatures are called directly, with the public call's answers."""
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from serving import servable, versions
@@ -27,3 +28,22 @@ def test_a_model_on_a_non_local_file_system_is_read_and_loaded(toy_exports):
   assert {"serving_default", "score"} <= set(servable.read_signature_defs(f"{base}/7"))
   loaded = servable.Servable.load(f"{base}/7", 7)
   assert loaded.signature_names == ["score", "serving_default"]
+
+
+def test_signatures_are_called_directly_with_the_public_call_s_answers(toy_exports):
+  """Requests call each signature's function with its flat arguments (no
+  per-call re-binding); the answers are those of the public keyword call, exactly."""
+  from serving import requests, testing
+  loaded = servable.Servable.load(toy_exports["a"], 1)
+  assert all(loaded._calls[name].direct for name in loaded.signature_names)
+  for name, inputs in (("score", requests.score_inputs(testing.QUERY)),
+                       ("serving_default", {"examples": np.array(
+                           requests.examples_for_query(testing.QUERY), dtype=object)})):
+    direct = loaded.run(name, inputs)
+    public = loaded._signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+    assert set(direct) == set(public)
+    for output, value in public.items():
+      np.testing.assert_array_equal(direct[output], value.numpy())
+    loaded._calls[name]._flat = None  # the fallback: the public call itself
+    for output, value in loaded.run(name, inputs).items():
+      np.testing.assert_array_equal(value, direct[output])

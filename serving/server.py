@@ -1,6 +1,8 @@
 """The built-in model server: gRPC + REST over one ModelManager, and its lifecycle.
 
-Threading: gRPC requests run on a bounded thread pool (`workers`); REST
+Threading: gRPC requests run on a bounded thread pool (`workers`); with
+batching on, requests to a batched signature wait there while one of the
+batcher's threads runs their batch (serving/batching.py); REST
 connections on Tornado's IOLoop thread, its predictions on a bounded thread pool
 (4 x workers); the model poller on one daemon thread; TF releases the GIL while a signature runs,
 so requests overlap. `serve` blocks the main thread until SIGTERM or SIGINT
@@ -19,6 +21,7 @@ from typing import Callable, Optional
 import grpc
 
 from serving import grpc_service
+from serving.batching import Batcher, BatchingConfig
 from serving.core import ServingCore
 from serving.manager import ModelManager
 from serving.rest import RestServer
@@ -39,6 +42,25 @@ class ServerConfig:
   workers: int = 8
   warm: bool = True
   grace_seconds: float = 10.0
+  batching: Optional[BatchingConfig] = None  # None: every request runs on its own
+  intra_op_threads: int = 0          # TensorFlow's thread pools; 0: its default (all cores)
+  inter_op_threads: int = 0
+
+
+def configure_threads(intra_op: int, inter_op: int):
+  """Sets TensorFlow's intra- and inter-op thread pools (0 keeps its default). Only
+  possible before TensorFlow has run anything in this process: call it first."""
+  if not intra_op and not inter_op:
+    return
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    if intra_op:
+      tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    if inter_op:
+      tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+  except RuntimeError as error:  # TensorFlow already ran something in this process
+    log.warning("cannot set TensorFlow's threads to %d intra-op / %d inter-op: %s",
+                intra_op, inter_op, error)
 
 
 def host_port(host: str, port: int) -> str:
@@ -52,7 +74,8 @@ class ModelServer:
     self.config = config
     self.manager = manager or ModelManager(config.model_dir, config.poll_seconds,
                                            warm=config.warm)
-    self.core = ServingCore(config.model_name, self.manager, config.limits)
+    self.batcher = Batcher(config.batching) if config.batching is not None else None
+    self.core = ServingCore(config.model_name, self.manager, config.limits, self.batcher)
     self._grpc: Optional[grpc.Server] = None
     self._rest: Optional[RestServer] = None
     self.grpc_port: Optional[int] = None
@@ -81,6 +104,8 @@ class ModelServer:
       self._rest = RestServer(self.core, config.host, config.rest_port,
                               max_concurrent=config.workers * 4)
       self.rest_port = self._rest.port
+    if self.batcher is not None:
+      self.batcher.start()
     self.manager.start()
     self._grpc.start()
     if self._rest is not None:
@@ -110,6 +135,8 @@ class ModelServer:
     if grpc_stopped is not None:
       grpc_stopped.wait(grace + 1)
       self._grpc = None
+    if self.batcher is not None:  # after the transports: their requests may wait on it
+      self.batcher.stop()
     self.manager.stop()
 
   def __enter__(self):

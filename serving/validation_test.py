@@ -173,3 +173,80 @@ def test_garbage_is_refused_without_a_warning_or_a_process_wide_filter():
   assert not [w for w in caught if "end-group" in str(w.message)]
   assert warnings.filters == before
   assert not any(f[1] is not None and "end-group" in f[1].pattern for f in warnings.filters)
+
+
+def test_ids_seen_before_skip_the_rule_but_a_bad_one_is_still_named():
+  """The known-id cache only ever holds ids that passed the rule: a request mixing
+  them with a bad one is refused with the bad one's index, as without the cache."""
+  cached = strings(*[f"seen{i}" for i in range(5)])
+  check(score_inputs(history=5, **{signatures.HIST_ITEM_IDS: cached}))
+  assert validation._KNOWN_IDS.unseen(cached.tolist()) == set()
+  mixed = strings("seen0", "seen1", "bad\x01", "seen3", "new")
+  rejected(score_inputs(history=5, **{signatures.HIST_ITEM_IDS: mixed}),
+           r"hist_item_ids\[2\] contains control characters")
+  assert b"bad\x01" in validation._KNOWN_IDS.unseen([b"bad\x01"])
+  rejected(score_inputs(history=5, **{signatures.HIST_ITEM_IDS: mixed}),
+           r"hist_item_ids\[2\] contains control characters")  # still refused
+  small = validation._KnownIds(capacity=3)
+  small.add({b"a", b"b"})
+  small.add({b"c", b"d"})  # over capacity: starts again rather than growing
+  assert small.unseen([b"a", b"c", b"d"]) == {b"a"}
+
+
+def _example(items=("h1", "h2"), categories=None, times=(90, 80), timestamp=(100,), **extra):
+  example = tf.train.Example()
+  features = example.features.feature
+  for name, value in ((signatures.USER_ID, b"u"), (signatures.ITEM_ID, b"i"),
+                      (signatures.CATEGORY, b"c")):
+    features[name].bytes_list.value.append(value)
+  if timestamp is not None:
+    features[signatures.TIMESTAMP].int64_list.value.extend(timestamp)
+  if items is not None:
+    features[signatures.HIST_ITEM_IDS].bytes_list.value.extend(v.encode() for v in items)
+    features[signatures.HIST_CATEGORIES].bytes_list.value.extend(
+        v.encode() for v in (categories if categories is not None else ["c"] * len(items)))
+  if times is not None:
+    features[signatures.HIST_TIMESTAMPS].int64_list.value.extend(times)
+  for name, values in extra.items():
+    features[name].bytes_list.value.extend(values)
+  return example.SerializeToString()
+
+
+def test_the_whole_request_check_clears_exactly_what_the_example_by_example_check_clears():
+  """_examples_pass (TensorFlow's parser, distinct ids once, vectorised history checks)
+  may only say yes where the per-example reader finds nothing wrong."""
+  cases = {
+      "good": [_example(), _example(items=("h3",), times=(95,))],
+      "cold start": [_example(items=None, times=None)],
+      "present but empty": [_example(items=(), times=())],
+      "bad id": [_example(), _example(items=("ok", "bad\x01"))],
+      "empty id": [_example(items=("",), times=(50,))],
+      "lengths differ": [_example(categories=("c",))],
+      "times missing": [_example(times=None)],
+      "rising times": [_example(times=(80, 90))],
+      "rising across examples only": [_example(times=(90, 80)), _example(times=(95, 85))],
+      "not before the event": [_example(times=(100, 80))],
+      "two event times": [_example(times=(100, 80), timestamp=(100, 200))],
+      "milliseconds": [_example(times=(10**12, 80), timestamp=(2 * 10**12,))],
+      "negative": [_example(times=(5, -1))],
+      "too long": [_example(items=["h"] * 5, times=range(100, 95, -1))],
+      "not an example": [b"\xff\x00garbage"],
+      "stray end-group tag": [b"\x00garbage"],
+      "wrong feature type": [tf.train.Example(features=tf.train.Features(feature={
+          signatures.HIST_ITEM_IDS: tf.train.Feature(int64_list=tf.train.Int64List(
+              value=[1]))})).SerializeToString()],
+  }
+  # What the whole-request check clears itself; the reader has the last word on the rest.
+  fast = {"good", "cold start", "present but empty", "rising across examples only",
+          "two event times"}
+  cleared = fast | {"times missing", "wrong feature type"}  # (the model refuses the last)
+  limits = Limits(max_history=4)
+  for what, examples in cases.items():
+    serialized = np.array(examples, dtype=object)
+    try:
+      validation._check_each_example(serialized, limits)
+      reader_clears = True
+    except ServingError:
+      reader_clears = False
+    assert reader_clears == (what in cleared), what
+    assert validation._examples_pass(serialized, limits) == (what in fast), what

@@ -21,7 +21,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from models import signatures
-from serving import tensors
+from serving import tensors, validation
 from serving.servable import Servable
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,8 @@ def recorded_requests(path: str) -> Iterator[WarmupRequest]:
 
 def warm(servable: Servable):
   """Runs the warm-up requests; raises if one that must succeed fails."""
+  if any(signatures.EXAMPLES in specs for specs in servable.input_specs.values()):
+    validation.warm_up()  # the request checks' own TF function, traced once
   requests = list(recorded_requests(servable.path))
   if not requests:
     requests = [synthesize(specs)._replace(signature=name)
