@@ -24,12 +24,7 @@ TAOBAO_BEHAVIORS = ("pv", "buy", "cart", "fav")
 _UTC_SUFFIXES = (" UTC", " GMT", " Z")
 
 
-def _is_missing(value: Any) -> bool:
-  if value is None:
-    return True
-  if isinstance(value, float) and math.isnan(value):
-    return True
-  return isinstance(value, str) and not value.strip()
+_is_missing = rules.is_missing
 
 
 def parse_id(value: Any, field: str) -> str:

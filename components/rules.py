@@ -11,7 +11,7 @@ that completes "<field> ..." (e.g. "is longer than 512 characters").
 
 import math
 import re
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 # Ids are text: at most this many characters (not bytes: a CJK character is 3
 # bytes of UTF-8, an emoji 4).
@@ -98,3 +98,12 @@ def in_history(behaviour_time: int, event_time: int) -> bool:
   each other's history (components/histories.py builds examples so, and the
   server refuses a `score` history that breaks it)."""
   return behaviour_time < event_time
+
+
+def is_missing(value: Any) -> bool:
+  """A cell with no value: None, NaN, or text that is empty or only whitespace."""
+  if value is None:
+    return True
+  if isinstance(value, float) and math.isnan(value):
+    return True
+  return isinstance(value, str) and not value.strip()

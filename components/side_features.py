@@ -250,12 +250,7 @@ def vocabulary_sizes(tf_transform_output, specs: Iterable[Any]) -> Dict[str, int
 
 # ----------------------------------------------------------------------- values
 
-def _is_missing(value: Any) -> bool:
-  if value is None:
-    return True
-  if isinstance(value, float) and math.isnan(value):
-    return True
-  return isinstance(value, str) and not value.strip()
+_is_missing = rules.is_missing
 
 
 def _categorical_text(spec, value: Any) -> str:
