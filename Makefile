@@ -27,7 +27,7 @@ test-unit: venv
 	$(BIN)/python -m pytest -m "not e2e" -q --durations=15 -n 2 --dist loadfile
 
 test-e2e: venv
-	$(BIN)/python -m pytest -m e2e -q --durations=15
+	$(BIN)/python -m pytest -m e2e -q --durations=15 -n 2 --dist loadgroup
 
 clean:
 	rm -rf $(OUT) .pytest_cache
