@@ -126,8 +126,10 @@ def test_features_round_trip_and_are_absent_from_the_json_without_any():
 
 def test_features_are_refused_with_the_reason():
   from eta_ctr.config import FeatureSpec
-  with pytest.raises(ValueError, match="movielens format has no side-feature columns"):
-    EtaConfig(features=(FeatureSpec("age", "user", "categorical"),))
+  with pytest.raises(ValueError, match="taobao format has no side-feature columns; declare "
+                     "features for csv, jsonl, parquet, movielens logs"):
+    EtaConfig(source=SourceConfig(format="taobao", path="/d"),
+              features=(FeatureSpec("age", "user", "categorical"),))
   with pytest.raises(ValueError, match="'label' is a built-in column"):
     FeatureSpec("label", "context", "categorical")
   with pytest.raises(ValueError, match="unknown kind"):
@@ -194,5 +196,5 @@ def test_a_feature_clash_or_a_bad_file_stops_the_cli_with_the_reason(tmp_path):
   with pytest.raises(SystemExit, match="declared twice"):
     flags.config_from_args(args, _csv_source())
   args = cli.build_parser().parse_args(["run", "--feature", "age:user:categorical"])
-  with pytest.raises(SystemExit, match="movielens format has no side-feature columns"):
-    flags.config_from_args(args, SourceConfig(format="movielens", path="/d"))
+  with pytest.raises(SystemExit, match="taobao format has no side-feature columns"):
+    flags.config_from_args(args, SourceConfig(format="taobao", path="/d"))
