@@ -170,6 +170,27 @@ def test_feature_flags_and_features_file(tmp_path):
   assert flags.config_from_args(plain, _csv_source()).features == ()
 
 
+def test_feature_presets_come_first_and_reach_a_movielens_config(tmp_path, capsys):
+  from components import movielens
+  from eta_ctr import cli, flags
+  from eta_ctr.config import FeatureSpec, features_from_dicts
+  args = cli.build_parser().parse_args([
+      "compare", "--output", "o", "--feature", "genres:item:categorical_list",
+      "--feature-preset", "movielens-users"])
+  config = flags.config_from_args(args, SourceConfig(format="movielens", path="/d"))
+  assert config.features == features_from_dicts(
+      movielens.FEATURE_PRESETS["movielens-users"]) + (
+          FeatureSpec("genres", "item", "categorical_list"),)
+  assert EtaConfig.from_json(config.to_json()) == config
+  args = cli.build_parser().parse_args(["run", "--feature-preset", "movielens-genres",
+                                        "--feature-preset", "movielens-users"])
+  assert [f.name for f in flags.features_from_args(args)] == [
+      "genres", "age", "gender", "occupation", "zip_prefix"]
+  with pytest.raises(SystemExit):
+    cli.build_parser().parse_args(["run", "--feature-preset", "movielens-everything"])
+  assert "invalid choice: 'movielens-everything'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flag,message", [
     ("age:user", "expected NAME:ENTITY:KIND"),
     ("age:user:categorical:colour=red", "is not OPTION=VALUE"),
