@@ -96,10 +96,11 @@ def add_feature_args(parser: argparse.ArgumentParser):
   group.add_argument(
       "--feature-preset", action="append", default=[], choices=tuple(movielens.FEATURE_PRESETS),
       metavar="NAME",
-      help="declare a shipped list of features, of " + "; ".join(
-          f"{name}: {', '.join(spec['name'] for spec in specs)}"
-          for name, specs in movielens.FEATURE_PRESETS.items()) +
-      " (components/movielens.py). Repeatable; its features come before --features-file's")
+      help="declare a shipped list of MovieLens features (components/movielens.py): " +
+      "; ".join(f"{name}: {', '.join(spec['name'] for spec in specs)}"
+                for name, specs in movielens.FEATURE_PRESETS.items()) +
+      " (user columns need ml-100k's u.user or ml-1m's users.dat). Repeatable; its "
+      "features come before --features-file's")
   group.add_argument(
       "--feature", action="append", type=parse_feature, default=[],
       metavar="NAME:ENTITY:KIND[:OPTION=VALUE...]",
