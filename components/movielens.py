@@ -129,9 +129,9 @@ ML_1M_OCCUPATIONS = (
 # `--feature-preset NAME` (eta_ctr/flags.py); entries are dicts because
 # eta_ctr.config imports this module.
 FEATURE_PRESETS: Dict[str, Tuple[Dict[str, Any], ...]] = {
-    "movielens-users": tuple({"name": column, "entity": side_features.USER,
+    "movielens-users": tuple({"name": column, "entity": COLUMN_ENTITIES[column],
                               "kind": side_features.CATEGORICAL} for column in USER_COLUMNS),
-    "movielens-genres": ({"name": GENRES, "entity": side_features.ITEM,
+    "movielens-genres": ({"name": GENRES, "entity": COLUMN_ENTITIES[GENRES],
                           "kind": side_features.CATEGORICAL_LIST, "separator": "|"},),
 }
 
