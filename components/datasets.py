@@ -64,6 +64,8 @@ DATASETS: Tuple[NamedDataset, ...] = (
         sha256={
             "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
             "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
+            # read when a user column is declared (components/movielens.py)
+            "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
         },
         release="MovieLens 100K (1998; 100,000 ratings, 943 users)"),
     NamedDataset(
@@ -229,5 +231,5 @@ def verify(dataset: NamedDataset, directory: str):
 
 def locate_movielens_100k(data_path: Optional[str] = None, download: bool = True,
                           cache_dir: Optional[str] = None) -> str:
-  """The ml-100k directory (u.data, u.item); see locate."""
+  """The ml-100k directory (u.data, u.item, u.user); see locate."""
   return locate("movielens-100k", data_path, download, cache_dir)

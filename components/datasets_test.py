@@ -9,12 +9,12 @@ import pytest
 from components import datasets
 
 
-def _fake_movielens(directory, data=b"1\t2\t3\t4\n", item=b"2|x|||u|0\n"):
+def _fake_movielens(directory, data=b"1\t2\t3\t4\n", item=b"2|x|||u|0\n",
+                    user=b"1|24|M|technician|85711\n"):
   os.makedirs(directory, exist_ok=True)
-  with open(os.path.join(directory, "u.data"), "wb") as handle:
-    handle.write(data)
-  with open(os.path.join(directory, "u.item"), "wb") as handle:
-    handle.write(item)
+  for name, content in (("u.data", data), ("u.item", item), ("u.user", user)):
+    with open(os.path.join(directory, name), "wb") as handle:
+      handle.write(content)
 
 
 def _fake_latest_small(directory):

@@ -77,7 +77,7 @@ class ClickLogFormat:
     if features:
       if not self.supports_features:
         raise ValueError(f"the {self.name} format has no side-feature columns; declare "
-                         "features for csv, jsonl or parquet logs")
+                         f"features for {', '.join(feature_format_names())} logs")
       options["features"] = tuple(features)
     return self.parser_factory(source.path, files, **options)
 
@@ -187,11 +187,13 @@ FORMATS: Tuple[ClickLogFormat, ...] = (
     ClickLogFormat(
         name="movielens", description="a MovieLens directory, its layout told from its "
         "files (ml-100k, ml-1m, ml-10m, ml-latest[-small], ml-20m/25m/32m); "
-        "label = rating >= --min-positive-rating (4), category = first genre",
+        "label = rating >= --min-positive-rating (4), category = first genre; feature "
+        "columns genres (item) and, with u.user / users.dat, age, gender, occupation, "
+        "zip_prefix (user): see --feature-preset",
         extensions=(), guessed_from_extension=False, reader=read_movielens_ratings,
         parser_factory=movielens.make_parser, directory_source=True,
         input_pattern=movielens.INPUT_PATTERN, rows_file=movielens.rows_file,
-        source_options=("min_positive_rating",),
+        source_options=("min_positive_rating",), supports_features=True,
         model_defaults=dict(long_seq_len=256, short_seq_len=16, top_k=16)),
     ClickLogFormat(
         name="taobao", description="Taobao UserBehavior CSV without header "
@@ -203,6 +205,11 @@ FORMATS: Tuple[ClickLogFormat, ...] = (
 
 FORMAT_NAMES: Tuple[str, ...] = tuple(f.name for f in FORMATS)
 _BY_NAME = {f.name: f for f in FORMATS}
+
+
+def feature_format_names() -> Tuple[str, ...]:
+  """The formats whose rows may carry side features (supports_features)."""
+  return tuple(f.name for f in FORMATS if f.supports_features)
 
 
 def get(name: str) -> ClickLogFormat:

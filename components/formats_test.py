@@ -84,6 +84,6 @@ def test_every_format_reads_and_parses_one_event(tmp_path, name):
   parser = sources.make_parser(source)
   with beam.Pipeline() as pipeline:
     parsed = (pipeline | sources.ReadRawRows(source)
-              | beam.Map(lambda raw: parser(raw)._replace(raw="")))
+              | beam.Map(lambda raw: parser(raw)._replace(raw="", ignored=())))
     category = "Western" if name == "movielens" else "c1"
     assert_that(parsed, equal_to([events.Event("u1", "i1", category, 1_600_000_000, 1)]))

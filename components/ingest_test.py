@@ -363,3 +363,61 @@ def test_sampled_negatives_take_their_items_earliest_features(tmp_path):
   for ex in negatives:
     assert (ex["price"], ex["price_missing"]) == earliest[ex["item_id"][0]], ex
     assert (ex["age"], ex["device"]) == (["40"], ["app"])  # the positive's user and context
+
+
+# MovieLens-100k's user and genre columns (components/movielens.py): user 3 has
+# no u.user row (missing values), user 4's age is unusable (a dead letter when
+# age is declared); movie 30 has no genre.
+ML_100K_USERS = {
+    "u.user": "1|24|M|technician|85711\n2|53|F|other|T8H1N\n4|forty|M|writer|10001\n",
+    "u.item": "".join(f"{movie}|Film {movie} (1995)|01-Jan-1995||http://x|{flags}\n"
+                      for movie, flags in ((10, "0|0|0|0|0|1" + "|0" * 13),
+                                           (20, "0|1" + "|0" * 6 + "|1" + "|0" * 10),
+                                           (30, "1" + "|0" * 18))),
+    "u.data": "".join(f"{user}\t{movie}\t{stars}\t{881250949 + t}\n" for user, movie, stars, t in (
+        (1, 10, 5, 100), (1, 20, 3, 200), (1, 30, 4, 300), (2, 20, 4, 100), (2, 10, 5, 200),
+        (3, 10, 4, 100), (3, 30, 2, 200), (4, 10, 5, 100))),
+}
+
+
+def test_declared_movielens_user_features_land_on_the_examples(tmp_path):
+  from components import movielens
+  from eta_ctr.config import features_from_dicts
+  directory = tmp_path / "ml-100k"
+  directory.mkdir()
+  for name, text in ML_100K_USERS.items():
+    (directory / name).write_text(text, encoding="latin-1")
+  features = (features_from_dicts(movielens.FEATURE_PRESETS["movielens-users"])
+              + features_from_dicts(movielens.FEATURE_PRESETS["movielens-genres"]))
+  source = SourceConfig(format="movielens", path=str(directory))
+  out = tmp_path / "out"
+  report = run_ingest(EtaConfig(source=source, ingest=IngestConfig(**TINY), features=features),
+                      str(out), min_split_examples=0)
+  assert (report["rows_read"], report["rows_valid"]) == (8, 7) and _reconciles(report)
+  (dead,) = _dead_letters(out)
+  assert (dead["reason"], dead["detail"], dead["row"]) == (
+      events.INVALID_FIELD, "age 'forty' is not a whole number of years 1-120 (u.user line 3)",
+      "4\t10\t5\t881251049")
+  assert not report.get("ignored_columns")
+  missing = {name: v["rows"] for name, v in report["side_features"]["missing_values"].items()}
+  assert missing == {"age": 2, "gender": 2, "occupation": 2, "zip_prefix": 2, "genres": 2}
+
+  examples = {(ex["user_id"][0], ex["item_id"][0]): ex for split in events.SPLITS
+              for ex in example_io.read_examples(str(out), split)}
+  assert len(examples) == 7
+  columns = ("age", "gender", "occupation", "zip_prefix", "genres")
+  values = {key: tuple(ex[c] for c in columns) for key, ex in examples.items()}
+  assert values[("1", "10")] == (["18"], ["M"], ["technician"], ["8"], ["Comedy"])
+  assert values[("1", "20")][:4] == values[("1", "10")][:4]  # one profile per user
+  assert values[("1", "20")][4] == ["Action", "Drama"]
+  assert values[("2", "20")] == (["50"], ["F"], ["other"], ["T"], ["Action", "Drama"])
+  assert values[("3", "10")] == ([""], [""], [""], [""], ["Comedy"])  # no u.user row
+  assert values[("1", "30")][4] == [] and values[("3", "30")][4] == []  # no genre
+
+  # Undeclared, the same directory gives the plain examples, and every column is
+  # reported once as ignored; user 4's unusable age then rejects nothing.
+  plain = run_ingest(EtaConfig(source=source, ingest=IngestConfig(**TINY)),
+                     str(tmp_path / "plain"), min_split_examples=0)
+  assert (plain["rows_read"], plain["rows_valid"]) == (8, 8)
+  assert plain["ignored_columns"] == {column: 1 for column in columns}
+  assert "side_features" not in plain

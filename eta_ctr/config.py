@@ -12,7 +12,7 @@ import json
 from typing import Any, Dict, Optional, Tuple
 
 from components import events, side_features
-from components.formats import FORMAT_NAMES, get as get_format
+from components.formats import FORMAT_NAMES, feature_format_names, get as get_format
 from components.movielens import DEFAULT_MIN_POSITIVE_RATING, check_min_positive_rating
 
 # The key under which the config travels in TFX exec properties and custom_config.
@@ -403,7 +403,7 @@ class EtaConfig:
     side_features.check_names(features)  # raises ValueError naming the clash
     if features and not get_format(self.source.format).supports_features:
       raise ValueError(f"the {self.source.format} format has no side-feature columns; "
-                       "declare features for csv, jsonl or parquet logs")
+                       f"declare features for {', '.join(feature_format_names())} logs")
 
   def to_dict(self) -> Dict[str, Any]:
     data = dataclasses.asdict(self)

@@ -126,8 +126,10 @@ def test_features_round_trip_and_are_absent_from_the_json_without_any():
 
 def test_features_are_refused_with_the_reason():
   from eta_ctr.config import FeatureSpec
-  with pytest.raises(ValueError, match="movielens format has no side-feature columns"):
-    EtaConfig(features=(FeatureSpec("age", "user", "categorical"),))
+  with pytest.raises(ValueError, match="taobao format has no side-feature columns; declare "
+                     "features for csv, jsonl, parquet, movielens logs"):
+    EtaConfig(source=SourceConfig(format="taobao", path="/d"),
+              features=(FeatureSpec("age", "user", "categorical"),))
   with pytest.raises(ValueError, match="'label' is a built-in column"):
     FeatureSpec("label", "context", "categorical")
   with pytest.raises(ValueError, match="unknown kind"):
@@ -168,6 +170,27 @@ def test_feature_flags_and_features_file(tmp_path):
   assert flags.config_from_args(plain, _csv_source()).features == ()
 
 
+def test_feature_presets_come_first_and_reach_a_movielens_config(tmp_path, capsys):
+  from components import movielens
+  from eta_ctr import cli, flags
+  from eta_ctr.config import FeatureSpec, features_from_dicts
+  args = cli.build_parser().parse_args([
+      "compare", "--output", "o", "--feature", "genres:item:categorical_list",
+      "--feature-preset", "movielens-users"])
+  config = flags.config_from_args(args, SourceConfig(format="movielens", path="/d"))
+  assert config.features == features_from_dicts(
+      movielens.FEATURE_PRESETS["movielens-users"]) + (
+          FeatureSpec("genres", "item", "categorical_list"),)
+  assert EtaConfig.from_json(config.to_json()) == config
+  args = cli.build_parser().parse_args(["run", "--feature-preset", "movielens-genres",
+                                        "--feature-preset", "movielens-users"])
+  assert [f.name for f in flags.features_from_args(args)] == [
+      "genres", "age", "gender", "occupation", "zip_prefix"]
+  with pytest.raises(SystemExit):
+    cli.build_parser().parse_args(["run", "--feature-preset", "movielens-everything"])
+  assert "invalid choice: 'movielens-everything'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flag,message", [
     ("age:user", "expected NAME:ENTITY:KIND"),
     ("age:user:categorical:colour=red", "is not OPTION=VALUE"),
@@ -194,5 +217,5 @@ def test_a_feature_clash_or_a_bad_file_stops_the_cli_with_the_reason(tmp_path):
   with pytest.raises(SystemExit, match="declared twice"):
     flags.config_from_args(args, _csv_source())
   args = cli.build_parser().parse_args(["run", "--feature", "age:user:categorical"])
-  with pytest.raises(SystemExit, match="movielens format has no side-feature columns"):
-    flags.config_from_args(args, SourceConfig(format="movielens", path="/d"))
+  with pytest.raises(SystemExit, match="taobao format has no side-feature columns"):
+    flags.config_from_args(args, SourceConfig(format="taobao", path="/d"))

@@ -88,10 +88,19 @@ def add_ingest_args(parser: argparse.ArgumentParser):
 
 
 def add_feature_args(parser: argparse.ArgumentParser):
-  """--feature and --features-file: the log's side-feature columns (EtaConfig.features)."""
+  """--feature-preset, --features-file and --feature: the log's side-feature
+  columns (EtaConfig.features)."""
   group = parser.add_argument_group(
-      "side features (extra columns of a csv, jsonl or parquet log; undeclared ones are "
-      "reported as ignored)")
+      f"side features (extra columns of a {', '.join(formats.feature_format_names())} log; "
+      "undeclared ones are reported as ignored)")
+  group.add_argument(
+      "--feature-preset", action="append", default=[], choices=tuple(movielens.FEATURE_PRESETS),
+      metavar="NAME",
+      help="declare a shipped list of MovieLens features (components/movielens.py): " +
+      "; ".join(f"{name}: {', '.join(spec['name'] for spec in specs)}"
+                for name, specs in movielens.FEATURE_PRESETS.items()) +
+      " (user columns need ml-100k's u.user or ml-1m's users.dat). Repeatable; its "
+      "features come before --features-file's")
   group.add_argument(
       "--feature", action="append", type=parse_feature, default=[],
       metavar="NAME:ENTITY:KIND[:OPTION=VALUE...]",
@@ -189,10 +198,13 @@ def read_features_file(path: str) -> Tuple[FeatureSpec, ...]:
 
 
 def features_from_args(args) -> Tuple[FeatureSpec, ...]:
-  """The declared features: --features-file's, then the --feature flags'."""
+  """The declared features: --feature-preset's, --features-file's, then the
+  --feature flags'."""
   features = ()
+  for name in getattr(args, "feature_preset", None) or ():
+    features += features_from_dicts(movielens.FEATURE_PRESETS[name])
   if getattr(args, "features_file", None):
-    features = read_features_file(args.features_file)
+    features += read_features_file(args.features_file)
   return tuple(features) + tuple(getattr(args, "feature", None) or ())
 
 
