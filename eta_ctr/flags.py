@@ -87,11 +87,14 @@ def add_ingest_args(parser: argparse.ArgumentParser):
   add_feature_args(parser)
 
 
-def add_feature_args(parser: argparse.ArgumentParser):
-  """--feature and --features-file: the log's side-feature columns (EtaConfig.features)."""
-  group = parser.add_argument_group(
-      "side features (extra columns of a csv, jsonl or parquet log; undeclared ones are "
-      "reported as ignored)")
+_FEATURES_TITLE = ("side features (extra columns of a csv, jsonl or parquet log; undeclared "
+                   "ones are reported as ignored)")
+
+
+def add_feature_args(parser: argparse.ArgumentParser, title: str = _FEATURES_TITLE):
+  """--feature and --features-file: the log's side-feature columns (EtaConfig.features);
+  `title` heads them in --help."""
+  group = parser.add_argument_group(title)
   group.add_argument(
       "--feature", action="append", type=parse_feature, default=[],
       metavar="NAME:ENTITY:KIND[:OPTION=VALUE...]",
