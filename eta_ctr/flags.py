@@ -87,12 +87,12 @@ def add_ingest_args(parser: argparse.ArgumentParser):
   add_feature_args(parser)
 
 
-def add_feature_args(parser: argparse.ArgumentParser):
+def add_feature_args(parser: argparse.ArgumentParser, title: Optional[str] = None):
   """--feature-preset, --features-file and --feature: the log's side-feature
-  columns (EtaConfig.features)."""
-  group = parser.add_argument_group(
+  columns (EtaConfig.features); `title` heads them in --help."""
+  group = parser.add_argument_group(title or (
       f"side features (extra columns of a {', '.join(formats.feature_format_names())} log; "
-      "undeclared ones are reported as ignored)")
+      "undeclared ones are reported as ignored)"))
   group.add_argument(
       "--feature-preset", action="append", default=[], choices=tuple(movielens.FEATURE_PRESETS),
       metavar="NAME",

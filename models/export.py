@@ -25,7 +25,9 @@ Declared side features (EtaConfig.features) add to both:
                    separator. They are turned into the raw features the ingest
                    would have written (declared defaults included), then go
                    through the same Transform graph.
-Without declared features both signatures are exactly what they were.
+Without declared features both signatures are exactly what they were. With
+them, the export also holds the declarations (signatures.FEATURES_FILE), so that
+the built-in server can check their values by the ingest's rules.
 """
 
 import tensorflow as tf
@@ -247,18 +249,8 @@ def _raw_columns(spec, values):
 def _score_signature(specs):
   """The `score` input_signature with the declared features: one dict of
   TensorSpecs named as signatures.score_inputs."""
-  specs_by_name = {
-      HIST_ITEM_IDS: tf.TensorSpec([None], tf.string, name=HIST_ITEM_IDS),
-      HIST_CATEGORIES: tf.TensorSpec([None], tf.string, name=HIST_CATEGORIES),
-      HIST_TIMESTAMPS: tf.TensorSpec([None], tf.int64, name=HIST_TIMESTAMPS),
-      ITEM_IDS: tf.TensorSpec([None], tf.string, name=ITEM_IDS),
-      CATEGORIES: tf.TensorSpec([None], tf.string, name=CATEGORIES),
-      REQUEST_TIME: tf.TensorSpec([], tf.int64, name=REQUEST_TIME)}
-  for entry in signatures.score_feature_inputs(specs):
-    dtype = tf.float32 if entry.dtype == signatures.FLOAT else tf.string
-    shape = [] if entry.per == signatures.PER_REQUEST else [None]
-    specs_by_name[entry.name] = tf.TensorSpec(shape, dtype, name=entry.name)
-  return [specs_by_name]
+  return [{name: tf.TensorSpec(shape, tf.as_dtype(dtype), name=name)
+           for name, (dtype, shape) in signatures.score_input_specs(specs).items()}]
 
 
 def export_serving_model(model: CtrModel, tf_transform_output: tft.TFTransformOutput,
@@ -280,4 +272,6 @@ def export_serving_model(model: CtrModel, tf_transform_output: tft.TFTransformOu
   finally:
     if is_eta:
       model.top_k.kernel = kernel
+  signatures.write_features(export_dir, model.side_features.specs)
   return export_dir
+

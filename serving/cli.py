@@ -4,7 +4,8 @@
               [--enable-batching [--max-batch-size 256] [--batch-timeout-micros 2000]
                [--num-batch-threads 4] [--max-enqueued-batches 64]]
               [--intra-op-threads N] [--inter-op-threads N]
-  eta predict --server localhost:8500 (--history-file F | --example-file F) ...
+  eta predict --server localhost:8500 (--history-file F | --example-file F)
+              [--feature NAME:ENTITY:KIND... | --features-file F] ...
 
 Also runnable alone: python -m serving.cli serve|predict ...
 """
@@ -16,7 +17,7 @@ import sys
 import tempfile
 from typing import List, Optional
 
-from eta_ctr import runtime
+from eta_ctr import flags, runtime
 from models import signatures
 from serving.batching import BatchingConfig
 from serving.limits import Limits
@@ -95,6 +96,9 @@ def _add_predict_arguments(parser: argparse.ArgumentParser):
   parser.add_argument("--timeout", type=float, default=30.0, help="seconds")
   parser.add_argument("--max-message-mb", type=int, default=64)
   parser.add_argument("--json", action="store_true", help="print the ranking as JSON")
+  flags.add_feature_args(parser, "side features: declare the served model's features as for "
+                                 "`eta run`, so the request carries their values from the "
+                                 "files")
 
 
 def server_config(args):

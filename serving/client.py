@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from eta_ctr import flags
 from models import signatures
 from serving import explain, requests
 
@@ -39,13 +40,19 @@ class Plan:
 
 
 def build(args) -> Plan:
-  """The request `eta predict` sends, from its files and flags."""
+  """The request `eta predict` sends, from its files and flags (the declared side
+  features' values included, --feature / --features-file).
+
+  Raises:
+    ValueError: a file or flag is malformed, or a feature value breaks the ingest's rule.
+  """
+  specs = flags.features_from_args(args)
   examples: Optional[List[tf.train.Example]] = None
   if args.history_file:
-    query = requests.load_history_file(args.history_file)
+    query = requests.load_history_file(args.history_file, specs)
   else:
-    examples = requests.read_examples(args.example_file, args.limit)
-    query = requests.query_from_examples(examples)
+    examples = requests.read_examples(args.example_file, args.limit, specs)
+    query = requests.query_from_examples(examples, specs)
   if args.candidates:
     query.candidates = requests.parse_candidates(args.candidates)
     examples = None  # the examples' own candidates are replaced
@@ -57,8 +64,8 @@ def build(args) -> Plan:
     raise ValueError("no candidates: list them in the file or with --candidates")
   shared = f"{len(query.candidates)} candidates, history of {len(query.history)}"
   if signature == signatures.SCORE_SIGNATURE:
-    return Plan(signature, requests.score_inputs(query), query.candidates, query.history,
-                shared)
+    return Plan(signature, requests.score_inputs(query, specs), query.candidates,
+                query.history, shared)
   if examples is not None:
     if args.request_time is not None:
       raise ValueError("--request-time does not apply to serving_default on --example-file "
@@ -67,7 +74,7 @@ def build(args) -> Plan:
     candidates, history = [requests.candidate_of(e) for e in examples], []
     described = f"{len(examples)} examples, each with its own history"
   else:
-    serialized = requests.examples_for_query(query)
+    serialized = requests.examples_for_query(query, specs)
     candidates, history, described = query.candidates, query.history, shared
   array = np.empty(len(serialized), dtype=object)
   array[:] = serialized

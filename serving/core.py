@@ -58,7 +58,7 @@ class ServingCore:
                         f"{servable.version}; it has {servable.signature_names}")
       inputs = decode(specs)
       # Before any batching: a malformed request fails alone, never its batch.
-      validation.check_request(specs, inputs, self.limits)
+      validation.check_request(specs, inputs, self.limits, servable.features)
       known = servable.output_names[signature_name]
       unknown = sorted(set(output_filter) - set(known))
       if unknown:

@@ -7,7 +7,9 @@
            Response {"outputs": value | {output: value}}.
 
 Bytes travel as {"b64": "..."}; plain JSON strings are taken as UTF-8. Values
-are converted to the dtype the signature declares for the input.
+are converted to the dtype the signature declares for the input. A floating
+input also takes null, read as NaN (a missing number: a numeric side feature's
+`score` value; strict JSON has no NaN).
 """
 
 import base64
@@ -96,6 +98,8 @@ def _convert(leaf, dtype: tf.DType, where: str):
     if isinstance(leaf, bool):
       return leaf
     raise invalid_argument(f"{where}: expected true/false, got {json.dumps(leaf)[:40]}")
+  if leaf is None and (dtype.is_floating or dtype.is_complex):
+    return float("nan")
   if isinstance(leaf, bool) or not isinstance(leaf, (int, float)):
     raise invalid_argument(f"{where}: expected a number for {dtype.name}, got "
                            f"{json.dumps(leaf)[:40]}")

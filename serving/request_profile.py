@@ -49,7 +49,7 @@ def run_stages(servable: Servable, data: bytes, limits: Limits, model_name: str 
   specs = servable.input_specs[signature]
   inputs = grpc_service.decode_inputs(request)
   seconds["decode"], start = clock() - start, clock()
-  validation.check_request(specs, inputs, limits)
+  validation.check_request(specs, inputs, limits, servable.features)
   seconds["validate"], start = clock() - start, clock()
   feed = servable.to_tensors(signature, inputs)
   seconds["to_tensors"], start = clock() - start, clock()

@@ -6,13 +6,14 @@ tf.io.gfile, never open().
 
 import logging
 import os
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from models import signatures
 from models.layers.kernels import fused_ops
 
 log = logging.getLogger(__name__)
@@ -116,12 +117,18 @@ class _Call:
 
 
 class Servable:
-  """A loaded version. `in_flight` is owned by the ModelManager (under its lock)."""
+  """A loaded version. `in_flight` is owned by the ModelManager (under its lock).
+
+  `features`: the side features (FeatureSpecs) the export declares, whose
+  values requests carry (serving/validation.py checks them by the ingest's rules).
+  """
 
   def __init__(self, version: int, path: str, model,
-               signature_defs: Mapping[str, meta_graph_pb2.SignatureDef]):
+               signature_defs: Mapping[str, meta_graph_pb2.SignatureDef],
+               features: Sequence = ()):
     self.version = version
     self.path = path
+    self.features = tuple(features)
     self.in_flight = 0
     self._model = model
     self._signatures = dict(model.signatures)
@@ -143,8 +150,9 @@ class Servable:
     if _calls_fused_kernel(saved_model) and fused_ops.load() is None:
       raise RuntimeError(f"{path} uses the fused {fused_ops.OP_NAME} op, which could not be "
                          "built here; export with retrieval_kernel='stock'")
+    features = signatures.read_features(path)
     model = tf.saved_model.load(path, tags=[SERVE_TAG])
-    return cls(version, path, model, _serving_signature_defs(saved_model, path))
+    return cls(version, path, model, _serving_signature_defs(saved_model, path), features)
 
   @property
   def signature_names(self) -> List[str]:

@@ -5,6 +5,13 @@ The toy model's probabilities = sigmoid(bias + item term + 0.1 * history
 length), the same in `serving_default` (per tf.Example) and `score` (per
 candidate); `score` also returns the first k history positions as "retrieved"
 (-1 past the history) with distances position % 3. No pipeline run is needed.
+
+With side features (export_toy_model(features=TOY_FEATURES)) both signatures take
+them as the real export does (signatures.score_input_specs; the ingest's raw
+features in the tf.Examples) and the logit adds a term per feature: a categorical
+value's hash bucket (a missing one: its declared default, else ""), a number
+(missing: its default, else 0), a list's value count, a history's sum; the
+export carries the declarations (signatures.FEATURES_FILE), as the real one does.
 """
 
 import http.client
@@ -20,6 +27,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
+from components import side_features
+from eta_ctr.config import FeatureSpec
 from models import signatures
 from serving import requests
 from serving.server import ModelServer, ServerConfig
@@ -65,24 +74,117 @@ class _ToyModel(tf.Module):
   def score(self, hist_item_ids, hist_categories, hist_timestamps, item_ids, categories,
             request_time):
     del hist_categories, hist_timestamps, categories, request_time
+    return self._scored(hist_item_ids, item_ids)
+
+  def _scored(self, hist_item_ids, item_ids, extra_logits=0.0):
     count = tf.shape(item_ids)[0]
     length = tf.shape(hist_item_ids)[0]
     positions = tf.tile(tf.range(self.top_k)[None, :], [count, 1])
     valid = positions < length
+    logits = self._logits(item_ids, tf.fill([count], length)) + extra_logits
     return {
-        signatures.PROBABILITIES: tf.sigmoid(self._logits(item_ids, tf.fill([count], length))),
+        signatures.PROBABILITIES: tf.sigmoid(logits),
         signatures.RETRIEVED_POSITIONS: tf.where(valid, positions, -1),
         signatures.RETRIEVED_DISTANCES: tf.where(valid, positions % 3, -1),
     }
 
 
-def export_toy_model(path: str, bias: float = 0.0, top_k: int = 4) -> str:
-  """Writes the toy SavedModel to path (a version directory) and returns path."""
-  module = _ToyModel(bias, top_k)
+# One feature of each entity and kind (a user and a context categorical, an item
+# numeric with its history values, an item categorical list).
+TOY_FEATURES = (FeatureSpec("segment", "user", "categorical"),
+                FeatureSpec("device", "context", "categorical", default="web"),
+                FeatureSpec("price", "item", "numeric", in_history=True),
+                FeatureSpec("genres", "item", "categorical_list"))
+_RAW_DTYPES = {"bytes": tf.string, "float": tf.float32, "int64": tf.int64}
+
+
+def _hash_term(values):
+  return tf.cast(tf.strings.to_hash_bucket_fast(values, 97), tf.float32) / 97.0
+
+
+class _ToyFeatureModel(_ToyModel):
+  """The toy model with side features in both signatures."""
+
+  def __init__(self, bias: float, top_k: int, features):
+    super().__init__(bias, top_k)
+    self.features = tuple(features)
+    self.raw_spec = dict(_RAW_SPEC)
+    for name, (dtype, shape) in side_features.all_raw_features(features).items():
+      self.raw_spec[name] = (tf.io.FixedLenFeature([], _RAW_DTYPES[dtype]) if shape == "scalar"
+                             else tf.io.VarLenFeature(_RAW_DTYPES[dtype]))
+    self.serve_examples = tf.function(self._serve_examples, input_signature=[
+        tf.TensorSpec([None], tf.string, name=signatures.EXAMPLES)])
+    self.score = tf.function(self._score, input_signature=[{
+        name: tf.TensorSpec(shape, tf.as_dtype(dtype), name=name)
+        for name, (dtype, shape) in signatures.score_input_specs(features).items()}])
+
+  def _feature_terms(self, values, hist_sums):
+    """values: {feature: [B] value (list: [B] count)}; hist_sums: {feature: [B]}."""
+    total = 0.0
+    for spec in self.features:
+      value = values[spec.name]
+      if spec.kind == side_features.CATEGORICAL:
+        total += 0.5 * _hash_term(value)
+      else:
+        total += 0.05 * tf.cast(value, tf.float32)
+      if spec.in_history:
+        total += 0.01 * hist_sums[spec.name]
+    return total
+
+  def _serve_examples(self, examples):
+    raw = tf.io.parse_example(examples, self.raw_spec)
+    batch = tf.shape(examples)[0]
+    rows = tf.cast(raw[signatures.HIST_ITEM_IDS].indices[:, 0], tf.int32)
+    lengths = tf.math.bincount(rows, minlength=batch, maxlength=batch)
+    values, hist_sums = {}, {}
+    for spec in self.features:
+      value = raw[spec.name]
+      if spec.kind == side_features.CATEGORICAL_LIST:
+        value = tf.math.bincount(tf.cast(value.indices[:, 0], tf.int32), minlength=batch,
+                                 maxlength=batch)
+      values[spec.name] = value
+      if spec.in_history:
+        history = raw[side_features.HISTORY_PREFIX + spec.name]
+        hist_sums[spec.name] = tf.math.unsorted_segment_sum(
+            history.values, tf.cast(history.indices[:, 0], tf.int32), batch)
+    logits = self._logits(raw[signatures.ITEM_ID], lengths) + self._feature_terms(
+        values, hist_sums)
+    return {signatures.PROBABILITIES: tf.sigmoid(logits)}
+
+  def _score(self, inputs):
+    count = tf.shape(inputs[signatures.ITEM_IDS])[0]
+    values, hist_sums = {}, {}
+    for spec in self.features:
+      value = inputs[spec.name]
+      if spec.kind == side_features.NUMERIC:
+        default = 0.0 if spec.default is None else float(spec.default)
+        value = tf.where(tf.math.is_nan(value), default, value)
+      elif spec.kind == side_features.CATEGORICAL:
+        value = tf.strings.strip(value)
+        if spec.default is not None:
+          value = tf.where(tf.equal(value, ""), spec.default, value)
+      else:
+        parts = tf.strings.strip(tf.strings.split(value, spec.separator))
+        value = tf.reduce_sum(tf.cast(tf.strings.length(parts) > 0, tf.int32), axis=-1)
+      values[spec.name] = tf.broadcast_to(value, [count])
+      if spec.in_history:
+        history = inputs[side_features.HISTORY_PREFIX + spec.name]
+        hist_sums[spec.name] = tf.fill(
+            [count], tf.reduce_sum(tf.where(tf.math.is_nan(history), 0.0, history)))
+    return self._scored(inputs[signatures.HIST_ITEM_IDS], inputs[signatures.ITEM_IDS],
+                        self._feature_terms(values, hist_sums))
+
+
+def export_toy_model(path: str, bias: float = 0.0, top_k: int = 4,
+                     features=()) -> str:
+  """Writes the toy SavedModel to path (a version directory) and returns path;
+  features: the declared side features (e.g. TOY_FEATURES) both signatures take."""
+  module = _ToyFeatureModel(bias, top_k, features) if features else _ToyModel(bias, top_k)
   tf.saved_model.save(module, path, signatures={
       signatures.DEFAULT_SIGNATURE: module.serve_examples.get_concrete_function(),
       signatures.SCORE_SIGNATURE: module.score.get_concrete_function(),
   })
+  signatures.write_features(path, features)
   return path
 
 

@@ -10,18 +10,29 @@ real. Each failure is an INVALID_ARGUMENT naming the input and what was wrong.
 Unknown item or category ids are valid: they map to Transform's OOV buckets,
 exactly as unseen items do at training time, and a new item must be scorable
 before it is in any vocabulary. Only malformed requests are refused.
+
+Declared side features (the served export's FeatureSpecs, servable.features)
+are checked by the ingest's own value rule (components/side_features.py
+parse_value: the id rule for categorical values, the numeric rule for numbers),
+so a value the ingest would have dead-lettered is INVALID_ARGUMENT with the same
+words, naming the input, the position and the value. `score`: an item feature's
+values are parallel to item_ids (hist_NAME to hist_item_ids); "" or only
+whitespace is a missing categorical, NaN a missing number (the export applies the
+declared default). tf.Examples: the raw features as the ingest writes them (one
+value per scalar feature, b"" for a missing categorical, NAME_missing 0 or 1,
+hist_NAME parallel to hist_item_ids).
 """
 
 import contextlib
 import dataclasses
 import threading
 import warnings
-from typing import Dict, Mapping
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from components import rules
+from components import events, rules, side_features
 from models import signatures
 from serving.errors import ServingError, invalid_argument
 from serving.limits import Limits
@@ -232,22 +243,197 @@ def _check_history_times(times: np.ndarray, request_time, where: str = ""):
         "a history holds only behaviours strictly earlier than the request")
 
 
+# ----------------------------------------------------------------- side features
+
+def _shown(value: Any) -> str:
+  """A value as a message quotes it: escapes visible, at most about 40 characters."""
+  if isinstance(value, bytes):
+    try:
+      value = value.decode("utf-8")
+    except UnicodeDecodeError:
+      pass  # shown as bytes: b'\xff'
+  text = repr(value)
+  return text if len(text) <= 42 else text[:40] + "..."
+
+
+def value_problem(spec, value: Any, element: bool = False) -> Optional[str]:
+  """Why one request value of the declared feature `spec` breaks the ingest's rule
+  (side_features.parse_value), or None. Bytes are read as UTF-8 text (bytes that
+  are not UTF-8 are refused by the rule); "" / NaN are missing values, which are
+  valid. element: one value of a categorical_list's example feature (not split
+  on the separator)."""
+  if isinstance(value, bytes):
+    try:
+      value = value.decode("utf-8")
+    except UnicodeDecodeError:
+      element = element or spec.kind == side_features.CATEGORICAL_LIST
+  if element:
+    value = [value]
+  try:
+    side_features.parse_value(spec, value)
+  except events.RowError as error:
+    return error.detail
+  return None
+
+
+def _first_bad_value(spec, name: str, values, element: bool = False):
+  """Raises INVALID_ARGUMENT for the first of `values` (a flat list) that breaks
+  the rule, naming `name`[position] and the value."""
+  for position, value in enumerate(values):
+    problem = value_problem(spec, value, element)
+    if problem:
+      raise invalid_argument(f"{name}[{position}] = {_shown(value)}: {problem}")
+
+
+def _values_pass(spec, values: np.ndarray, element: bool = False) -> bool:
+  """Whether every value of one feature passes the rule, quickly: a number's rule
+  is an interval (finite, within float32's range), so the smallest and largest
+  present values pass only if all do; a categorical's rule depends on the value
+  alone, so each distinct value is checked once."""
+  flat = values.ravel()
+  if spec.kind == side_features.NUMERIC:
+    present = flat[~np.isnan(flat)]  # NaN: a missing value
+    return not present.size or not any(value_problem(spec, float(extreme))
+                                       for extreme in (present.min(), present.max()))
+  return not any(value_problem(spec, value, element) for value in set(flat.tolist()))
+
+
+def _check_values(spec, name: str, value: np.ndarray):
+  if _values_pass(spec, value):
+    return
+  if value.ndim == 0:
+    item = value.item()
+    raise invalid_argument(f"{name} = {_shown(item)}: {value_problem(spec, item)}")
+  _first_bad_value(spec, name, value.ravel().tolist())
+
+
+# The inputs an item feature's `score` values are parallel to, and what each one is.
+_PARALLEL = {signatures.PER_CANDIDATE: (signatures.ITEM_IDS, "candidate"),
+             signatures.PER_HISTORY: (signatures.HIST_ITEM_IDS, "behaviour of the history")}
+
+
+def check_score_features(features: Sequence[Any], inputs: Mapping[str, np.ndarray]):
+  """The declared features' `score` inputs (signatures.score_feature_inputs):
+  item features parallel to item_ids / hist_item_ids, every value by the
+  ingest's rule. Inputs have passed check_tensor (dtype and rank)."""
+  specs = {spec.name: spec for spec in features}
+  for entry in signatures.score_feature_inputs(features):
+    value = inputs.get(entry.name)
+    if value is None or (value.dtype.kind == "f") != (entry.dtype == signatures.FLOAT):
+      continue  # not an input of this export's signature (check_names has passed)
+    parallel, one_per = _PARALLEL.get(entry.per, (None, None))
+    if parallel in inputs and len(value) != len(inputs[parallel]):
+      raise invalid_argument(
+          f"{entry.name} has {len(value)} values but {parallel} has {len(inputs[parallel])}: "
+          f"item feature '{entry.feature}' takes one value per {one_per}, parallel to "
+          f"{parallel} (\"\" or NaN for a missing one)")
+    _check_values(specs[entry.feature], entry.name, value)
+
+
+_LIST_KINDS = {"bytes": "bytes_list", "float": "float_list", "int64": "int64_list"}
+_TF_DTYPES = {"bytes": tf.string, "float": tf.float32, "int64": tf.int64}
+
+
+def _example_feature_parts(features: Sequence[Any]):
+  """(spec, raw feature name, dtype, shape) of every raw tf.Example feature the
+  declared features have (side_features.raw_features)."""
+  return [(spec, name, dtype, shape) for spec in features
+          for name, (dtype, shape) in side_features.raw_features(spec).items()]
+
+
+def _is_indicator(name: str, dtype: str) -> bool:
+  return dtype == "int64" and name.endswith(side_features.MISSING_SUFFIX)
+
+
+def _numbers_problem(values) -> Optional[str]:
+  """The numeric rule on an example's float values (which hold no missing value:
+  the ingest writes the default and NAME_missing = 1 instead of NaN)."""
+  for value in values:
+    problem = rules.numeric_problem(value)
+    if problem:
+      return f"{_shown(value)} {problem}"
+  return None
+
+
+def _missing_hint(spec) -> str:
+  """How the ingest writes a missing value of `spec` into a tf.Example."""
+  if spec.kind == side_features.NUMERIC:
+    return (f"a missing number is {spec.name} = the default (else 0) and "
+            f"{spec.name}{side_features.MISSING_SUFFIX} = 1")
+  return 'a missing categorical is b""'
+
+
+def _check_example_features(features: Sequence[Any], feature_map, where: str):
+  """One tf.Example's declared features, as the ingest writes them."""
+  history = (_feature_length(feature_map[signatures.HIST_ITEM_IDS])
+             if signatures.HIST_ITEM_IDS in feature_map else 0)
+  for spec, name, dtype, shape in _example_feature_parts(features):
+    kind = feature_map[name].WhichOneof("kind") if name in feature_map else None
+    values = list(getattr(feature_map[name], kind).value) if kind else []
+    if kind and kind != _LIST_KINDS[dtype]:
+      raise invalid_argument(f"{where}{name} must be a {_LIST_KINDS[dtype]} (declared "
+                             f"{spec.kind} feature '{spec.name}'), got a {kind}")
+    if shape == "scalar" and len(values) != 1:
+      raise invalid_argument(f"{where}{name} must hold exactly one value (declared {spec.kind} "
+                             f"feature '{spec.name}'; {_missing_hint(spec)}), got {len(values)}")
+    if shape == "history" and len(values) != history:
+      raise invalid_argument(f"{where}{name} has {len(values)} values but "
+                             f"{signatures.HIST_ITEM_IDS} has {history}: one per behaviour, "
+                             "parallel to it")
+    if _is_indicator(name, dtype):
+      bad = [value for value in values if value not in (0, 1)]
+      if bad:
+        raise invalid_argument(f"{where}{name} = {bad[0]}: a missing indicator is 0 or 1")
+    elif dtype == "float":
+      problem = _numbers_problem(values)
+      if problem:
+        raise invalid_argument(f"{where}{name}: {spec.name} {problem}")
+    else:
+      _first_bad_value(spec, f"{where}{name}", values, element=shape == "list")
+
+
+def _example_features_pass(parsed: Mapping[str, np.ndarray], features: Sequence[Any],
+                           history_counts: np.ndarray) -> bool:
+  """_check_example_features' rules on a whole parsed request (see _examples_pass)."""
+  for spec, name, dtype, shape in _example_feature_parts(features):
+    counts, values = parsed[f"{name}/count"], parsed[f"{name}/values"]
+    if shape == "scalar" and (counts != 1).any():
+      return False
+    if shape == "history" and (counts != history_counts).any():
+      return False
+    if _is_indicator(name, dtype):
+      if not np.isin(values, (0, 1)).all():
+        return False
+    elif dtype == "float":
+      if values.size and _numbers_problem((float(values.min()), float(values.max()))):
+        return False  # NaN propagates into min / max
+    elif not _values_pass(spec, values, element=shape == "list"):
+      return False
+  return True
+
+
 def _feature_length(feature) -> int:
   kind = feature.WhichOneof("kind")
   return len(getattr(feature, kind).value) if kind else 0
 
 
 _HISTORY_TIME_FEATURES = (signatures.HIST_TIMESTAMPS, signatures.TIMESTAMP)
-_examples_function = None  # built on first use, then shared by every request thread
+# {declared features: concrete function}, built on first use, then shared by
+# every request thread (a version's features are fixed).
+_examples_functions: Dict[tuple, Any] = {}
 
 
-def _parsed_examples():
-  """A concrete function: serialized tf.Examples -> per feature of the rules, each
-  example's value count and the values (ids: the distinct ones only)."""
-  global _examples_function
-  if _examples_function is None:
+def _parsed_examples(features: Sequence[Any] = ()):
+  """A concrete function: serialized tf.Examples -> per feature of the rules
+  (the built-in ones and the declared features' raw ones), each example's value
+  count and the values (strings: the distinct ones only)."""
+  features = tuple(features)
+  function = _examples_functions.get(features)
+  if function is None:
     spec = {name: tf.io.VarLenFeature(tf.string) for name in _EXAMPLE_ID_FEATURES}
     spec.update({name: tf.io.VarLenFeature(tf.int64) for name in _HISTORY_TIME_FEATURES})
+    spec.update({name: tf.io.VarLenFeature(_TF_DTYPES[dtype])
+                 for _, name, dtype, _ in _example_feature_parts(features)})
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def parse(serialized):
@@ -261,16 +447,16 @@ def _parsed_examples():
                                  else sparse.values)
       return out
 
-    _examples_function = parse.get_concrete_function()
-  return _examples_function
+    function = _examples_functions[features] = parse.get_concrete_function()
+  return function
 
 
-def warm_up():
+def warm_up(features: Sequence[Any] = ()):
   """Traces the whole-request example parser now rather than on the first request."""
-  _examples_pass(np.array([b""], dtype=object), Limits())
+  _examples_pass(np.array([b""], dtype=object), Limits(), features)
 
 
-def _examples_pass(serialized: np.ndarray, limits: Limits) -> bool:
+def _examples_pass(serialized: np.ndarray, limits: Limits, features: Sequence[Any] = ()) -> bool:
   """True when every example certainly passes check_examples' rules; False when
   one may not (check_examples then reads them one by one and says which).
 
@@ -281,8 +467,8 @@ def _examples_pass(serialized: np.ndarray, limits: Limits) -> bool:
   if serialized.size == 0:
     return True
   try:
-    parsed = {name: value.numpy() for name, value in
-              _parsed_examples()(tf.constant(serialized.ravel().tolist(), tf.string)).items()}
+    parsed = {name: value.numpy() for name, value in _parsed_examples(features)(
+        tf.constant(serialized.ravel().tolist(), tf.string)).items()}
   except Exception:  # pylint: disable=broad-except  (InvalidArgumentError; UnicodeDecodeError
     return False      # when TF's message quotes the bytes): the reader says what is wrong
   try:
@@ -294,6 +480,8 @@ def _examples_pass(serialized: np.ndarray, limits: Limits) -> bool:
   if any((length != lengths[0]).any() for length in lengths[1:]):
     return False
   if lengths[0].max(initial=0) > limits.max_history:
+    return False
+  if features and not _example_features_pass(parsed, features, lengths[0]):
     return False
   times = parsed[f"{signatures.HIST_TIMESTAMPS}/values"]
   if not times.size:
@@ -317,18 +505,19 @@ def _examples_pass(serialized: np.ndarray, limits: Limits) -> bool:
   return True
 
 
-def check_examples(serialized: np.ndarray, limits: Limits):
-  """Each string is a tf.Example; any history it carries is consistent and within limits.
+def check_examples(serialized: np.ndarray, limits: Limits, features: Sequence[Any] = ()):
+  """Each string is a tf.Example; any history it carries is consistent and within
+  limits; the declared features' raw features are there, as the ingest writes them.
 
   TensorFlow's own example parser (the one the model runs) checks a whole request
   at once first (_examples_pass); only a request it cannot clear is read here,
   example by example, for the exact message.
   """
-  if not _examples_pass(serialized, limits):
-    _check_each_example(serialized, limits)
+  if not _examples_pass(serialized, limits, features):
+    _check_each_example(serialized, limits, features)
 
 
-def _check_each_example(serialized: np.ndarray, limits: Limits):
+def _check_each_example(serialized: np.ndarray, limits: Limits, features: Sequence[Any] = ()):
   """check_examples' rules, example by example: raises for the first thing wrong."""
   datas = serialized.ravel().tolist()
   for index, (example, consumed) in enumerate(_parse_each(tf.train.Example, datas)):
@@ -340,31 +529,39 @@ def _check_each_example(serialized: np.ndarray, limits: Limits):
       raise invalid_argument(  # in a warning: the rest of the bytes would be ignored
           f"{signatures.EXAMPLES}[{index}] is not a serialized tf.Example (it parses only "
           f"{consumed} of {len(data)} bytes)")
-    features = example.features.feature
+    feature_map = example.features.feature
     for name in _EXAMPLE_ID_FEATURES:
-      if name in features:
+      if name in feature_map:
         _check_ids(f"{signatures.EXAMPLES}[{index}].{name}",
-                   features[name].bytes_list.value, all_bytes=True)
-    lengths = {name: _feature_length(features[name])
-               for name in signatures.HISTORY_INPUTS if name in features}
+                   feature_map[name].bytes_list.value, all_bytes=True)
+    lengths = {name: _feature_length(feature_map[name])
+               for name in signatures.HISTORY_INPUTS if name in feature_map}
     where = f"{signatures.EXAMPLES}[{index}]: "
     check_history(lengths, dataclasses.replace(limits, allow_empty_history=True), where)
-    if signatures.HIST_TIMESTAMPS in features:
-      times = np.array(features[signatures.HIST_TIMESTAMPS].int64_list.value, np.int64)
+    if signatures.HIST_TIMESTAMPS in feature_map:
+      times = np.array(feature_map[signatures.HIST_TIMESTAMPS].int64_list.value, np.int64)
       request_time = None
-      if len(features[signatures.TIMESTAMP].int64_list.value) == 1:
-        request_time = int(features[signatures.TIMESTAMP].int64_list.value[0])
+      if len(feature_map[signatures.TIMESTAMP].int64_list.value) == 1:
+        request_time = int(feature_map[signatures.TIMESTAMP].int64_list.value[0])
       _check_history_times(times, request_time, where)
+    _check_example_features(features, feature_map, f"{signatures.EXAMPLES}[{index}].")
 
 
 def check_request(specs: Mapping[str, tf.TensorSpec], inputs: Dict[str, np.ndarray],
-                  limits: Limits):
-  """Raises INVALID_ARGUMENT for the first thing wrong with `inputs` for this signature."""
+                  limits: Limits, features: Sequence[Any] = ()):
+  """Raises INVALID_ARGUMENT for the first thing wrong with `inputs` for this signature.
+
+  specs: the signature's {input name: TensorSpec}; inputs: {input name: ndarray}
+  (strings as object arrays of bytes); features: the served export's declared
+  side features (FeatureSpecs, servable.features), whose values are checked by
+  the ingest's rules. Raises ServingError (INVALID_ARGUMENT) and nothing else.
+  """
   check_names(specs, inputs)
   for name, spec in specs.items():
     check_tensor(name, spec, inputs[name])
   if any(name in specs for name in signatures.HISTORY_INPUTS + signatures.CANDIDATE_INPUTS):
     _check_score(inputs, limits)
+    check_score_features(features, inputs)
   else:
     for name, value in inputs.items():
       if value.ndim and len(value) > limits.max_candidates:
@@ -372,4 +569,4 @@ def check_request(specs: Mapping[str, tf.TensorSpec], inputs: Dict[str, np.ndarr
                                f"server's limit of {limits.max_candidates} (--max-candidates)")
   examples = specs.get(signatures.EXAMPLES)
   if examples is not None and examples.dtype == tf.string:
-    check_examples(inputs[signatures.EXAMPLES], limits)
+    check_examples(inputs[signatures.EXAMPLES], limits, features)

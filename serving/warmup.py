@@ -14,12 +14,13 @@ model, so that is only logged.
 
 import logging
 import os
-from typing import Dict, Iterator, Mapping, NamedTuple
+from typing import Any, Dict, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from components import side_features
 from models import signatures
 from serving import tensors, validation
 from serving.servable import Servable
@@ -45,34 +46,53 @@ def _strings(*values) -> np.ndarray:
   return array
 
 
-def warmup_example() -> bytes:
-  """A tf.Example with the ingest's raw features: one behaviour, one candidate."""
+def warmup_example(features: Sequence[Any] = ()) -> bytes:
+  """A tf.Example with the ingest's raw features: one behaviour, one candidate;
+  the declared side features (FeatureSpecs) missing, as the ingest writes them."""
   example = tf.train.Example()
-  features = example.features.feature
+  feature_map = example.features.feature
   for name, value in ((signatures.USER_ID, b"warmup"), (signatures.ITEM_ID, b"warmup"),
                       (signatures.CATEGORY, b"warmup")):
-    features[name].bytes_list.value.append(value)
-  features[signatures.TIMESTAMP].int64_list.value.append(2)
-  features[signatures.HIST_ITEM_IDS].bytes_list.value.append(b"warmup")
-  features[signatures.HIST_CATEGORIES].bytes_list.value.append(b"warmup")
-  features[signatures.HIST_TIMESTAMPS].int64_list.value.append(1)
+    feature_map[name].bytes_list.value.append(value)
+  feature_map[signatures.TIMESTAMP].int64_list.value.append(2)
+  feature_map[signatures.HIST_ITEM_IDS].bytes_list.value.append(b"warmup")
+  feature_map[signatures.HIST_CATEGORIES].bytes_list.value.append(b"warmup")
+  feature_map[signatures.HIST_TIMESTAMPS].int64_list.value.append(1)
+  side_features.add_to_example(feature_map, features,
+                               [side_features.missing_value(spec) for spec in features])
+  in_history = side_features.history_specs(features)
+  side_features.add_history_to_example(feature_map, in_history, [
+      [side_features.example_value(spec, side_features.missing_value(spec))]
+      for spec in in_history])
   return example.SerializeToString()
 
 
-def synthesize(specs: Mapping[str, tf.TensorSpec]) -> WarmupRequest:
-  """A small valid-looking request for these input specs (signature name left empty)."""
+def _missing(spec: tf.TensorSpec) -> np.ndarray:
+  """A side feature's `score` input with every value missing ("" or NaN), one per
+  behaviour / candidate of the warm-up request."""
+  shape = [1] * spec.shape.rank
+  if spec.dtype == tf.string:
+    return np.full(shape, b"", dtype=object)
+  return np.full(shape, signatures.MISSING_NUMBER, spec.dtype.as_numpy_dtype)
+
+
+def synthesize(specs: Mapping[str, tf.TensorSpec], features: Sequence[Any] = ()) -> WarmupRequest:
+  """A small valid-looking request for these input specs (signature name left
+  empty); features: the export's declared side features."""
   if _SCORE_INPUTS <= set(specs):
     inputs = {signatures.HIST_ITEM_IDS: _strings("warmup"),
               signatures.HIST_CATEGORIES: _strings("warmup"),
               signatures.HIST_TIMESTAMPS: np.array([1], np.int64),
               signatures.ITEM_IDS: _strings("warmup"), signatures.CATEGORIES: _strings("warmup"),
               signatures.REQUEST_TIME: np.array(2, np.int64)}
+    # The side features' inputs (signatures.score_feature_inputs), all missing.
+    inputs.update({name: _missing(spec) for name, spec in specs.items() if name not in inputs})
     return WarmupRequest("", inputs, True)
   inputs = {}
   for name, spec in specs.items():
     shape = [1 if dim is None else dim for dim in spec.shape.as_list()]
     if spec.dtype == tf.string:
-      fill = warmup_example() if name == signatures.EXAMPLES else b""
+      fill = warmup_example(features) if name == signatures.EXAMPLES else b""
       value = np.empty(shape, dtype=object)
       value.fill(fill)
     else:
@@ -101,10 +121,10 @@ def recorded_requests(path: str) -> Iterator[WarmupRequest]:
 def warm(servable: Servable):
   """Runs the warm-up requests; raises if one that must succeed fails."""
   if any(signatures.EXAMPLES in specs for specs in servable.input_specs.values()):
-    validation.warm_up()  # the request checks' own TF function, traced once
+    validation.warm_up(servable.features)  # the request checks' own TF function, traced once
   requests = list(recorded_requests(servable.path))
   if not requests:
-    requests = [synthesize(specs)._replace(signature=name)
+    requests = [synthesize(specs, servable.features)._replace(signature=name)
                 for name, specs in servable.input_specs.items()]
   for request in requests:
     try:
