@@ -49,7 +49,7 @@ def parse_id(value: Any, field: str) -> str:
       raise RowError(events.INVALID_FIELD, f"{field} is not UTF-8") from None
   if not isinstance(value, (str, int)):
     raise RowError(events.INVALID_FIELD, f"{field} has type {type(value).__name__}")
-  text = str(value).strip()
+  text = rules.strip(str(value))
   problem = rules.id_problem(text)
   if problem:
     raise RowError(events.INVALID_FIELD, f"{field} {problem}")

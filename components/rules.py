@@ -21,6 +21,19 @@ MAX_UNIX_SECONDS = 10**11
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
+# The whitespace stripped around a value: the ASCII characters tf.strings.strip
+# removes (absl's ascii_isspace), so the ingest (Python) and the exported graph,
+# which strips raw side-feature text itself (models/export.py), agree on every
+# value. Python's bare str.strip() would also remove Unicode spaces (U+3000, ...)
+# and U+001C..U+001F, which the graph keeps.
+WHITESPACE = " \t\n\v\f\r"
+
+
+def strip(text: str) -> str:
+  """`text` without leading and trailing WHITESPACE (tf.strings.strip's rule)."""
+  return text.strip(WHITESPACE)
+
+
 def id_problem(value: Union[str, bytes]) -> Optional[str]:
   """Why `value` is not a valid user, item or category id, or None.
 
@@ -35,7 +48,7 @@ def id_problem(value: Union[str, bytes]) -> Optional[str]:
       return "is not UTF-8 text"
   if not value:
     return "is empty"
-  if value != value.strip():
+  if value != strip(value):
     return "has leading or trailing whitespace"
   if _CONTROL_CHARACTERS.search(value):
     return "contains control characters"
@@ -106,4 +119,4 @@ def is_missing(value: Any) -> bool:
     return True
   if isinstance(value, float) and math.isnan(value):
     return True
-  return isinstance(value, str) and not value.strip()
+  return isinstance(value, str) and not strip(value)

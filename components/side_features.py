@@ -266,7 +266,7 @@ def _categorical_text(spec, value: Any) -> str:
   if not isinstance(value, (str, int, float)):
     raise events.RowError(events.INVALID_FIELD,
                           f"{spec.name} has type {type(value).__name__}")
-  text = str(value).strip()
+  text = rules.strip(str(value))
   problem = rules.id_problem(text)
   if problem:
     raise events.RowError(events.INVALID_FIELD, f"{spec.name} value {problem}")
@@ -298,7 +298,7 @@ def _list(spec, value: Any) -> Tuple[str, ...]:
     parts = [part for part in value if not _is_missing(part)]
   elif isinstance(value, (str, bytes)):
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    parts = [part for part in text.split(spec.separator) if part.strip()]
+    parts = [part for part in text.split(spec.separator) if rules.strip(part)]
   else:
     parts = [value]
   return tuple(_categorical_text(spec, part) for part in parts)
@@ -366,7 +366,7 @@ def example_value(spec, stored):
   if spec.kind == NUMERIC:
     return stored
   if spec.kind == CATEGORICAL:
-    text = stored if stored or spec.default is None else spec.default.strip()
+    text = stored if stored or spec.default is None else rules.strip(spec.default)
     return text.encode("utf-8")
   values = stored if stored or spec.default is None else _list(spec, spec.default)
   return [value.encode("utf-8") for value in values]
