@@ -24,9 +24,6 @@ TAOBAO_BEHAVIORS = ("pv", "buy", "cart", "fav")
 _UTC_SUFFIXES = (" UTC", " GMT", " Z")
 
 
-_is_missing = rules.is_missing
-
-
 def parse_id(value: Any, field: str) -> str:
   """A user, item or category id as clean text (components/rules.py: the same
   rule the server applies); surrounding whitespace is stripped first.
@@ -34,7 +31,7 @@ def parse_id(value: Any, field: str) -> str:
   Raises:
     RowError: missing_field, or invalid_field naming the rule broken.
   """
-  if _is_missing(value):
+  if rules.is_missing(value):
     raise RowError(events.MISSING_FIELD, f"{field} is missing")
   if isinstance(value, bool):
     raise RowError(events.INVALID_FIELD, f"{field} is a boolean: {value!r}")
@@ -70,7 +67,7 @@ def parse_timestamp(value: Any) -> int:
       (components/rules.py: before 1970, too large for seconds (milliseconds?),
       not finite, or neither unix seconds nor ISO-8601).
   """
-  if _is_missing(value):
+  if rules.is_missing(value):
     raise RowError(events.MISSING_FIELD, "timestamp is missing")
   if isinstance(value, bool):
     raise RowError(events.BAD_TIMESTAMP, f"timestamp is a boolean: {value!r}")
@@ -127,7 +124,7 @@ def parse_label(value: Any) -> int:
   Raises:
     RowError: missing_field, or bad_label.
   """
-  if _is_missing(value):
+  if rules.is_missing(value):
     raise RowError(events.MISSING_FIELD, "label is missing")
   if isinstance(value, bool):
     return int(value)
@@ -160,7 +157,7 @@ def event_from_fields(fields: Mapping[str, Any], raw: str, features: Sequence[An
   event = Event(
       user_id=parse_id(fields.get(events.USER_ID), events.USER_ID),
       item_id=parse_id(fields.get(events.ITEM_ID), events.ITEM_ID),
-      category=(events.DEFAULT_CATEGORY if _is_missing(category)
+      category=(events.DEFAULT_CATEGORY if rules.is_missing(category)
                 else parse_id(category, events.CATEGORY)),
       timestamp=parse_timestamp(fields.get(events.TIMESTAMP)),
       label=parse_label(fields.get(events.LABEL)),

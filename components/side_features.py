@@ -250,8 +250,6 @@ def vocabulary_sizes(tf_transform_output, specs: Iterable[Any]) -> Dict[str, int
 
 # ----------------------------------------------------------------------- values
 
-_is_missing = rules.is_missing
-
 
 def _categorical_text(spec, value: Any) -> str:
   if isinstance(value, bool):
@@ -295,7 +293,7 @@ def _number(spec, value: Any) -> float:
 
 def _list(spec, value: Any) -> Tuple[str, ...]:
   if isinstance(value, (list, tuple)):
-    parts = [part for part in value if not _is_missing(part)]
+    parts = [part for part in value if not rules.is_missing(part)]
   elif isinstance(value, (str, bytes)):
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
     parts = [part for part in text.split(spec.separator) if rules.strip(part)]
@@ -315,7 +313,7 @@ def parse_value(spec, value: Any):
   Raises:
     events.RowError: invalid_field naming the feature and the problem.
   """
-  if _is_missing(value) or (isinstance(value, (list, tuple)) and not value
+  if rules.is_missing(value) or (isinstance(value, (list, tuple)) and not value
                             and spec.kind != CATEGORICAL_LIST):
     return missing_value(spec)
   if spec.kind == NUMERIC:
@@ -348,7 +346,7 @@ def check_default(spec):
   if spec.default is None:
     return
   try:
-    if _is_missing(spec.default):
+    if rules.is_missing(spec.default):
       raise events.RowError(events.MISSING_FIELD, "is empty")
     parse_value(spec, spec.default)
   except events.RowError as error:
