@@ -174,8 +174,12 @@ class TargetAttention(keras.layers.Layer):
     if not self.built:  # the weights a first call would create
       self._maybe_build([tf.TensorShape([None, query.shape[-1]]),
                          tf.TensorShape([None, None, behaviours.shape[-1]])])
-    indices = tf.cast(indices, tf.int32)
-    valid = tf.cast(valid, tf.bool)
+    # The layer's own scope, as a call's: a profile counts this as its time.
+    with tf.name_scope(self.name):
+      return self._attend_gathered(query, behaviours, tf.cast(indices, tf.int32),
+                                   tf.cast(valid, tf.bool), fused_op)
+
+  def _attend_gathered(self, query, behaviours, indices, valid, fused_op):
     if self.use_din_activation:
       return self._din_gathered(query, behaviours, indices, valid)
     if fused_op is None:

@@ -27,9 +27,11 @@
 // else: an empty row is zeros here, and zeros stay zeros through it).
 // An index outside [0, L) in a valid slot is an InvalidArgument error, as in
 // tf.gather; empty slots' indices are never read.
-// Rows (b, c) are sharded over TensorFlow's intra-op thread pool. On x86-64 the
-// row kernel is compiled twice (AVX2 and the baseline) and picked at load
-// time, so one library runs on every machine.
+// Rows (b, c) are sharded over TensorFlow's intra-op thread pool. On x86-64 with
+// AVX2 + FMA (checked at run time, so one library runs on every machine) and D a
+// multiple of 8, the rows run through an intrinsics kernel (four slots' logits at
+// a time, a vectorised exp, the weighted sums in registers); elsewhere through
+// plain C++.
 
 #include <algorithm>
 #include <atomic>
@@ -38,6 +40,10 @@
 #include <cstring>
 #include <limits>
 #include <vector>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -82,61 +88,47 @@ REGISTER_OP("EtaGatherAttention")
     .Doc("Per candidate, softmax attention over the behaviours at its retrieved indices "
          "(ETA's gather + target attention, fused).");
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(__clang__)
-#define ETA_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define ETA_TARGET_CLONES
-#endif
-
-constexpr int kLanes = 8;
-
-// x . y over n floats, in kLanes independent partial sums (so that it vectorises).
-inline __attribute__((always_inline)) float Dot(const float* x, const float* y, int64_t n) {
-  float partial[kLanes] = {0};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) partial[l] += x[i + l] * y[i + l];
-  }
-  float sum = 0;
-  for (; i < n; ++i) sum += x[i] * y[i];
-  for (int l = 0; l < kLanes; ++l) sum += partial[l];
-  return sum;
-}
-
 struct Shapes {
   int64_t n_candidates, length, heads, dim, k;
 };
 
-// Rows [begin, end) of B * C. scratch: 2 * k floats and k pointers.
-// Returns false on an index outside [0, L) in a valid slot.
-ETA_TARGET_CLONES
-bool AttendRows(int64_t begin, int64_t end, const Shapes& s, const float* queries,
-                const float* behaviours, const int32_t* indices, const bool* valid,
-                float* pooled) {
-  const int64_t k = s.k, dim = s.dim, heads = s.heads;
-  std::vector<const float*> rows(k);
-  std::vector<float> weights(k);
+// Collects the rows of row r's valid slots (slot order) into rows; returns their
+// number, or -1 for an index outside [0, L).
+inline int64_t ValidRows(int64_t r, const Shapes& s, const float* behaviours,
+                         const int32_t* indices, const bool* valid, const float** rows) {
+  const float* history = behaviours + (r / s.n_candidates) * s.length * s.dim;
+  const int32_t* slot_index = indices + r * s.k;
+  const bool* slot_valid = valid + r * s.k;
+  int64_t n = 0;
+  for (int64_t j = 0; j < s.k; ++j) {
+    if (!slot_valid[j]) continue;
+    const int32_t index = slot_index[j];
+    if (index < 0 || index >= s.length) return -1;
+    rows[n++] = history + static_cast<int64_t>(index) * s.dim;
+  }
+  return n;
+}
+
+// Plain C++, any D: rows [begin, end) of B * C. Returns false on a bad index.
+bool AttendRowsPortable(int64_t begin, int64_t end, const Shapes& s, const float* queries,
+                        const float* behaviours, const int32_t* indices, const bool* valid,
+                        float* pooled) {
+  const int64_t dim = s.dim, heads = s.heads;
+  std::vector<const float*> rows(s.k);
+  std::vector<float> weights(s.k);
   for (int64_t r = begin; r < end; ++r) {
-    const int64_t b = r / s.n_candidates;
-    const float* history = behaviours + b * s.length * dim;
-    const int32_t* slot_index = indices + r * k;
-    const bool* slot_valid = valid + r * k;
     float* out = pooled + r * heads * dim;
     std::fill(out, out + heads * dim, 0.0f);
-    int64_t n = 0;  // the valid slots' rows, in slot order
-    for (int64_t j = 0; j < k; ++j) {
-      if (!slot_valid[j]) continue;
-      const int32_t index = slot_index[j];
-      if (index < 0 || index >= s.length) return false;
-      rows[n++] = history + static_cast<int64_t>(index) * dim;
-    }
-    if (n == 0) continue;  // an empty row: zeros
-    for (int64_t h = 0; h < heads; ++h) {
+    const int64_t n = ValidRows(r, s, behaviours, indices, valid, rows.data());
+    if (n < 0) return false;
+    for (int64_t h = 0; h < heads && n > 0; ++h) {
       const float* q = queries + (r * heads + h) * dim;
       float top = -std::numeric_limits<float>::infinity();
       for (int64_t j = 0; j < n; ++j) {
-        weights[j] = Dot(q, rows[j], dim);
-        top = std::max(top, weights[j]);
+        float dot = 0;
+        for (int64_t d = 0; d < dim; ++d) dot += q[d] * rows[j][d];
+        weights[j] = dot;
+        top = std::max(top, dot);
       }
       float total = 0;
       for (int64_t j = 0; j < n; ++j) {
@@ -147,12 +139,149 @@ bool AttendRows(int64_t begin, int64_t end, const Shapes& s, const float* querie
       float* out_h = out + h * dim;
       for (int64_t j = 0; j < n; ++j) {
         const float w = weights[j] * inverse;
-        const float* row = rows[j];
-        for (int64_t d = 0; d < dim; ++d) out_h[d] += w * row[d];
+        for (int64_t d = 0; d < dim; ++d) out_h[d] += w * rows[j][d];
       }
     }
   }
   return true;
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define ETA_HAVE_AVX2_PATH 1
+
+#define ETA_AVX2 __attribute__((target("avx2,fma")))
+
+// exp(x) for x <= 0, 8 lanes: Cephes' expf (relative error about 1e-7, as Eigen's
+// vectorised exp that TensorFlow's softmax uses); x below -87 gives about 1e-38
+// (weights that small are 0 to float precision next to the row's largest, 1).
+ETA_AVX2 inline __m256 ExpNonPositive(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  __m256 fx = _mm256_floor_ps(
+      _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+  const __m256 z = _mm256_mul_ps(x, x);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, z, _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+  const __m256i exponent = _mm256_slli_epi32(
+      _mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(exponent));
+}
+
+ETA_AVX2 inline float HorizontalSum(__m256 v) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
+}
+
+// out[0, 8 * kChunks) = sum_j weights[j] * rows[j][offset + ...], in registers.
+template <int kChunks>
+ETA_AVX2 inline void WeightedSum(const float* const* rows, const float* weights, int64_t n,
+                                 int64_t offset, float* out) {
+  __m256 acc[kChunks];
+  for (int c = 0; c < kChunks; ++c) acc[c] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n; ++j) {
+    const __m256 w = _mm256_set1_ps(weights[j]);
+    const float* row = rows[j] + offset;
+    for (int c = 0; c < kChunks; ++c) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(row + 8 * c), acc[c]);
+  }
+  for (int c = 0; c < kChunks; ++c) _mm256_storeu_ps(out + 8 * c, acc[c]);
+}
+
+// AVX2 + FMA, D a multiple of 8: as AttendRowsPortable (within float rounding).
+ETA_AVX2 bool AttendRowsAvx2(int64_t begin, int64_t end, const Shapes& s, const float* queries,
+                             const float* behaviours, const int32_t* indices, const bool* valid,
+                             float* pooled) {
+  const int64_t dim = s.dim, heads = s.heads;
+  std::vector<const float*> rows(s.k + 3);
+  std::vector<float> weights(s.k + 8);
+  for (int64_t r = begin; r < end; ++r) {
+    float* out = pooled + r * heads * dim;
+    const int64_t n = ValidRows(r, s, behaviours, indices, valid, rows.data());
+    if (n < 0) return false;
+    if (n == 0) {
+      std::fill(out, out + heads * dim, 0.0f);
+      continue;
+    }
+    for (int64_t j = n; j < n + 3; ++j) rows[j] = rows[0];  // pads a group of 4
+    for (int64_t h = 0; h < heads; ++h) {
+      const float* q = queries + (r * heads + h) * dim;
+      // Logits, four slots at a time (independent chains).
+      for (int64_t j = 0; j < n; j += 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t d = 0; d < dim; d += 8) {
+          const __m256 x = _mm256_loadu_ps(q + d);
+          a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(rows[j] + d), a0);
+          a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(rows[j + 1] + d), a1);
+          a2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(rows[j + 2] + d), a2);
+          a3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(rows[j + 3] + d), a3);
+        }
+        weights[j] = HorizontalSum(a0);
+        weights[j + 1] = HorizontalSum(a1);
+        weights[j + 2] = HorizontalSum(a2);
+        weights[j + 3] = HorizontalSum(a3);
+      }
+      float top = weights[0];
+      for (int64_t j = 1; j < n; ++j) top = std::max(top, weights[j]);
+      // Softmax over the n valid slots; lanes past n are computed and not summed.
+      const __m256 shift = _mm256_set1_ps(top);
+      __m256 sums = _mm256_setzero_ps();
+      int64_t j = 0;
+      for (; j + 8 <= n; j += 8) {
+        const __m256 e = ExpNonPositive(_mm256_sub_ps(_mm256_loadu_ps(&weights[j]), shift));
+        _mm256_storeu_ps(&weights[j], e);
+        sums = _mm256_add_ps(sums, e);
+      }
+      float total = HorizontalSum(sums);
+      if (j < n) {
+        alignas(32) float tail[8];
+        _mm256_store_ps(tail, ExpNonPositive(_mm256_sub_ps(_mm256_loadu_ps(&weights[j]), shift)));
+        for (int64_t t = 0; j + t < n; ++t) {
+          weights[j + t] = tail[t];
+          total += tail[t];
+        }
+      }
+      const __m256 inverse = _mm256_set1_ps(1.0f / total);
+      for (j = 0; j < n; j += 8) {
+        _mm256_storeu_ps(&weights[j], _mm256_mul_ps(_mm256_loadu_ps(&weights[j]), inverse));
+      }
+      // Weighted sums, 64 floats of D at a time in registers.
+      float* out_h = out + h * dim;
+      int64_t d = 0;
+      for (; d + 64 <= dim; d += 64) WeightedSum<8>(rows.data(), weights.data(), n, d, out_h + d);
+      switch ((dim - d) / 8) {
+        case 7: WeightedSum<7>(rows.data(), weights.data(), n, d, out_h + d); break;
+        case 6: WeightedSum<6>(rows.data(), weights.data(), n, d, out_h + d); break;
+        case 5: WeightedSum<5>(rows.data(), weights.data(), n, d, out_h + d); break;
+        case 4: WeightedSum<4>(rows.data(), weights.data(), n, d, out_h + d); break;
+        case 3: WeightedSum<3>(rows.data(), weights.data(), n, d, out_h + d); break;
+        case 2: WeightedSum<2>(rows.data(), weights.data(), n, d, out_h + d); break;
+        case 1: WeightedSum<1>(rows.data(), weights.data(), n, d, out_h + d); break;
+        default: break;
+      }
+    }
+  }
+  return true;
+}
+#endif
+
+// The AVX2 path where the CPU has it and D suits it, else the portable one.
+bool AttendRows(int64_t begin, int64_t end, const Shapes& s, const float* queries,
+                const float* behaviours, const int32_t* indices, const bool* valid,
+                float* pooled) {
+#if defined(ETA_HAVE_AVX2_PATH)
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx2 && s.dim % 8 == 0) {
+    return AttendRowsAvx2(begin, end, s, queries, behaviours, indices, valid, pooled);
+  }
+#endif
+  return AttendRowsPortable(begin, end, s, queries, behaviours, indices, valid, pooled);
 }
 
 class EtaGatherAttentionOp : public OpKernel {
