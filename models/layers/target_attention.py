@@ -131,10 +131,11 @@ class TargetAttention(keras.layers.Layer):
     """Inference: each candidate attends to its own behaviours, picked by index
     from one shared history (ETA's `score`: one user, many candidates).
 
-    Equal, to float rounding, to
-      `self([query, tf.gather(behaviours, indices, batch_dims=1)],
-            behaviour_mask=valid, training=False)`
-    (the differentiable path, which training uses) with the same weights and
+    Equal, to float rounding, to the layer called on the gathered behaviours
+    (the differentiable path, which training uses), row by row:
+      out[b, c] = self([query[b, c][None], tf.gather(behaviours[b], indices[b, c])[None]],
+                       behaviour_mask=valid[b, c][None], training=False)[0]
+    with the same weights and
     the same maths, but without first materialising the [B, C, k, D] gathered
     tensor where that can be avoided:
       multi-head: with `fused_op` (the loaded fused-ops module,
@@ -168,9 +169,10 @@ class TargetAttention(keras.layers.Layer):
       InvalidArgument (at run time): a valid slot's index outside [0, L).
     """
     query, behaviours = tf.convert_to_tensor(query), tf.convert_to_tensor(behaviours)
+    indices, valid = tf.convert_to_tensor(indices), tf.convert_to_tensor(valid)
     if query.shape.rank != 3 or behaviours.shape.rank != 3 or indices.shape.rank != 3:
       raise ValueError(f"need query [B, C, Dq], behaviours [B, L, D], indices [B, C, k], got "
-                       f"{query.shape}, {behaviours.shape}, {tf.TensorShape(indices.shape)}.")
+                       f"{query.shape}, {behaviours.shape}, {indices.shape}.")
     if not self.built:  # the weights a first call would create
       self._maybe_build([tf.TensorShape([None, query.shape[-1]]),
                          tf.TensorShape([None, None, behaviours.shape[-1]])])
