@@ -180,6 +180,12 @@ ETA_AVX2 inline float HorizontalSum(__m256 v) {
   return _mm_cvtss_f32(x);
 }
 
+// The sums of a0, a1, a2, a3's eight lanes each, as one 4-lane vector.
+ETA_AVX2 inline __m128 HorizontalSums4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+  const __m256 sums = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  return _mm_add_ps(_mm256_castps256_ps128(sums), _mm256_extractf128_ps(sums, 1));
+}
+
 // out[0, 8 * kChunks) = sum_j weights[j] * rows[j][offset + ...], in registers.
 template <int kChunks>
 ETA_AVX2 inline void WeightedSum(const float* const* rows, const float* weights, int64_t n,
@@ -222,10 +228,7 @@ ETA_AVX2 bool AttendRowsAvx2(int64_t begin, int64_t end, const Shapes& s, const 
           a2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(rows[j + 2] + d), a2);
           a3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(rows[j + 3] + d), a3);
         }
-        weights[j] = HorizontalSum(a0);
-        weights[j + 1] = HorizontalSum(a1);
-        weights[j + 2] = HorizontalSum(a2);
-        weights[j + 3] = HorizontalSum(a3);
+        _mm_storeu_ps(&weights[j], HorizontalSums4(a0, a1, a2, a3));
       }
       float top = weights[0];
       for (int64_t j = 1; j < n; ++j) top = std::max(top, weights[j]);
