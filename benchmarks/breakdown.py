@@ -5,7 +5,10 @@ and the model.
 The forward pass names its stages (models/architectures/base.py: `embed`,
 `retrieval`, `gather`; the layers `short_attention`, `long_attention`, `mlp`), so
 the op time of each stage can be read off a profile of `candidate_logits` itself,
-with no per-stage calls whose fixed cost would swamp the small stages. Op time is
+with no per-stage calls whose fixed cost would swamp the small stages. (ETA scoring
+many candidates per history gathers inside `long_attention`:
+TargetAttention.attend_gathered, one fused op with the fused kernels, so `gather`
+is empty there.) Op time is
 summed over the threads that ran the op (intra-op parallel kernels count on every
 thread), so it is CPU time; `outside ops` is the rest of the wall time: Python
 and executor dispatch, which every model pays.

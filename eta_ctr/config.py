@@ -155,11 +155,13 @@ class ModelConfig:
       the history length).
     embedding_init_stddev: stddev of the normal initialiser of the item,
       category and activity embeddings.
-    retrieval_kernel: ETA's Hamming top-k: `auto` uses the fused compiled kernel
-      in training and in process where it builds, and exports stock TensorFlow ops
-      so any TF Serving loads the model; `fused` also exports the fused op (the
-      built-in server loads it; stock tensorflow_model_server cannot); `stock`
-      never uses it. All three give identical results.
+    retrieval_kernel: ETA's fused compiled ops (the Hamming top-k, and at
+      inference with many candidates per history the gather + attention over
+      the retrieved behaviours): `auto` uses them in training and in process
+      where they build, and exports stock TensorFlow ops so any TF Serving loads
+      the model; `fused` also exports the fused ops (the built-in server loads
+      them; stock tensorflow_model_server cannot); `stock` never uses them. All
+      three retrieve identically; the attention agrees to float rounding.
   """
   name: str = DEFAULT_MODEL
   long_seq_len: int = 1024

@@ -181,11 +181,15 @@ class ServingModule(tf.Module):
         inputs.update({name: history[name] for name in side_lib.tensor_names(spec, prefix)})
     for spec in side.items:                                             # [1, C(, M)]
       inputs.update({name: candidates[name][None] for name in side_lib.tensor_names(spec)})
-    outputs = {PROBABILITIES: tf.sigmoid(self.model.candidate_logits(inputs)[0])}
-    if self._is_eta:
-      indices, distances, valid = self.model.retrieve(inputs)
-      outputs[RETRIEVED_POSITIONS] = tf.where(valid[0], indices[0], -1)
-      outputs[RETRIEVED_DISTANCES] = tf.where(valid[0], distances[0], -1)
+    if not self._is_eta:
+      return {PROBABILITIES: tf.sigmoid(self.model.candidate_logits(inputs)[0])}
+    # Retrieved once: the explanations below and the logits use the same result.
+    retrieval = self.model.retrieve(inputs)
+    outputs = {PROBABILITIES: tf.sigmoid(
+        self.model.candidate_logits(inputs, retrieval=retrieval)[0])}
+    indices, distances, valid = retrieval
+    outputs[RETRIEVED_POSITIONS] = tf.where(valid[0], indices[0], -1)
+    outputs[RETRIEVED_DISTANCES] = tf.where(valid[0], distances[0], -1)
     return outputs
 
   def _side_raw_features(self, inputs, n_candidates):

@@ -37,16 +37,16 @@ def read_saved_model(path: str) -> saved_model_pb2.SavedModel:
 def _calls_fused_kernel(saved_model: saved_model_pb2.SavedModel) -> bool:
   for meta_graph in saved_model.meta_graphs:
     graph = meta_graph.graph_def
-    if any(node.op == fused_ops.OP_NAME for node in graph.node):
+    if any(node.op in fused_ops.OP_NAMES for node in graph.node):
       return True
-    if any(node.op == fused_ops.OP_NAME
+    if any(node.op in fused_ops.OP_NAMES
            for function in graph.library.function for node in function.node_def):
       return True
   return False
 
 
 def uses_fused_kernel(path: str) -> bool:
-  """Whether the SavedModel at path calls the fused Hamming top-k op."""
+  """Whether the SavedModel at path calls a fused op (fused_ops.OP_NAMES)."""
   return _calls_fused_kernel(read_saved_model(path))
 
 
@@ -148,7 +148,7 @@ class Servable:
   def load(cls, path: str, version: int) -> "Servable":
     saved_model = read_saved_model(path)
     if _calls_fused_kernel(saved_model) and fused_ops.load() is None:
-      raise RuntimeError(f"{path} uses the fused {fused_ops.OP_NAME} op, which could not be "
+      raise RuntimeError(f"{path} uses the fused ops {fused_ops.OP_NAMES}, which could not be "
                          "built here; export with retrieval_kernel='stock'")
     features = signatures.read_features(path)
     model = tf.saved_model.load(path, tags=[SERVE_TAG])

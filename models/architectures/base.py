@@ -150,8 +150,14 @@ class CtrModel(tfrs.models.Model):
     """[B, C, F] features of the long sequence for each candidate."""
     raise NotImplementedError
 
-  def candidate_logits(self, inputs, training: bool = False) -> tf.Tensor:
-    """Logits [B, C] for candidate features [B, C] and history features [B, T]."""
+  def candidate_logits(self, inputs, training: bool = False, retrieval=None) -> tf.Tensor:
+    """Logits [B, C] for candidate features [B, C] and history features [B, T].
+
+    retrieval: for a model that retrieves (ETA: `retrieve`), its result on these
+    inputs when the caller needs it too (`score` returns it), so that it is
+    computed once; None: the model retrieves itself. Models that do not
+    retrieve take no retrieval (TypeError).
+    """
     items, categories = inputs[features.ITEM], inputs[features.CATEGORY]
     candidates = self.candidate_vectors(items, categories, self.history_feature_values(inputs))
     short_items = inputs[features.SHORT_ITEMS]
@@ -167,7 +173,8 @@ class CtrModel(tfrs.models.Model):
     parts.append(self.short_attention([candidates, short], behaviour_mask=short_items > 0,
                                       training=training))
     if self.uses_long_sequence:
-      parts.append(self.long_interest(inputs, candidates, training))
+      reuse = {} if retrieval is None else {"retrieval": retrieval}
+      parts.append(self.long_interest(inputs, candidates, training, **reuse))
     return tf.squeeze(self.mlp(tf.concat(parts, -1), training=training), -1)
 
   def per_candidate(self, inputs):
@@ -209,17 +216,25 @@ def long_mask(inputs) -> tf.Tensor:
   return inputs[features.LONG_ITEMS] > 0
 
 
+def embeds_retrieved_only(inputs, indices: tf.Tensor) -> bool:
+  """Whether the retrieved behaviours (indices [B, C, k]) are embedded on their own
+  (few candidates per history: C * k < L, statically known) rather than gathered
+  from the whole history, embedded once (many candidates share it: `score`)."""
+  n_candidates, k = indices.shape[1], indices.shape[2]
+  length = inputs[features.LONG_ITEMS].shape[1]
+  return None not in (n_candidates, k, length) and n_candidates * k < length
+
+
 def retrieved_behaviours(model: CtrModel, inputs, indices: tf.Tensor) -> tf.Tensor:
   """[B, C, k, D] embeddings of the behaviours at `indices` [B, C, k] of the long sequence.
 
   With few candidates per history (training and per-example scoring: C * k < L)
   only the k retrieved behaviours are embedded, so the other L - k cost nothing,
   forward or backward. With many candidates sharing one history (`score`) the
-  history is embedded once and the rows are gathered. Both give the same tensor.
+  history is embedded once and the rows are gathered. Both give the same tensor
+  (embeds_retrieved_only says which).
   """
-  n_candidates, k = indices.shape[1], indices.shape[2]
-  length = inputs[features.LONG_ITEMS].shape[1]
-  if None not in (n_candidates, k, length) and n_candidates * k < length:
+  if embeds_retrieved_only(inputs, indices):
     def pick(name):
       with tf.name_scope(STAGE_GATHER):
         return tf.gather(inputs[name], indices, batch_dims=1)

@@ -28,11 +28,14 @@ blind hash (hash_category=False) hashes the item id alone, as before.
 import tensorflow as tf
 
 from components import side_features
+from eta_ctr.config import KERNEL_STOCK
 from models import features
 from models.architectures import side as side_lib
-from models.architectures.base import (STAGE_RETRIEVAL, CtrModel, attend_retrieved, long_mask,
+from models.architectures.base import (STAGE_RETRIEVAL, CtrModel, attend_retrieved,
+                                       embeds_retrieved_only, long_behaviours, long_mask,
                                        long_summary, retrieved_behaviours)
 from models.layers import HammingTopK, SimHash
+from models.layers.kernels import fused_ops
 
 
 class EtaModel(CtrModel):
@@ -164,8 +167,23 @@ class EtaModel(CtrModel):
       candidate_codes, behaviour_codes = codes[:, :n_candidates], codes[:, n_candidates:]
       return self.top_k([candidate_codes, behaviour_codes], behaviour_mask=long_mask(inputs))
 
-  def long_interest(self, inputs, candidates, training):
-    indices, _, valid = self.retrieve(inputs)
+  def long_interest(self, inputs, candidates, training, retrieval=None):
+    """[B, C, D]: attention over the retrieved behaviours. retrieval: `retrieve(inputs)`
+    if the caller has it.
+
+    Training (and per-example inference, C * k < L) embeds the k retrieved
+    behaviours and runs the attention layer on them. Inference with many
+    candidates per history (`score`) embeds the history once and attends through
+    TargetAttention.attend_gathered, which equals that to float rounding; with
+    the fused kernels (retrieval_kernel `auto` where they build, or `fused`; the
+    one setting governs both fused ops) its gather and attention are one op.
+    """
+    indices, _, valid = self.retrieve(inputs) if retrieval is None else retrieval
+    inference = training is None or training is False
+    if inference and not embeds_retrieved_only(inputs, indices):
+      fused = None if self.top_k.kernel == KERNEL_STOCK else fused_ops.load()
+      return self.long_attention.attend_gathered(candidates, long_behaviours(self, inputs),
+                                                 indices, valid, fused_op=fused)
     return attend_retrieved(self.long_attention, candidates,
                             retrieved_behaviours(self, inputs, indices), valid, training)
 
@@ -180,6 +198,6 @@ class EtaSummaryModel(EtaModel):
   beside the retrieved-attention output: [B, C, 2D] (attention ++ summary).
   """
 
-  def long_interest(self, inputs, candidates, training):
-    retrieved = super().long_interest(inputs, candidates, training)
+  def long_interest(self, inputs, candidates, training, retrieval=None):
+    retrieved = super().long_interest(inputs, candidates, training, retrieval)
     return tf.concat([retrieved, long_summary(self, inputs, candidates)], -1)

@@ -55,6 +55,47 @@ def test_candidates_sharing_a_history_score_like_single_examples(name):
   assert single.shape == (5,)
 
 
+def _one_user_many_candidates(config, candidates, seed, valid_behaviours=None):
+  """User 0's history (its first valid_behaviours kept, the rest padding) against
+  `candidates` candidates: C * k >= L, so inference takes the gathered path."""
+  batch = transformed_batch(config, candidates, seed=seed)
+  shared = {key: value[:1] for key, value in batch.items()}
+  shared[features.ITEM] = batch[features.ITEM][None, :]
+  shared[features.CATEGORY] = batch[features.CATEGORY][None, :]
+  if valid_behaviours is not None:
+    keep = tf.range(config.long_seq_len)[None, :] < valid_behaviours
+    for name in (features.LONG_ITEMS, features.LONG_CATEGORIES, features.LONG_TIME_GAPS):
+      shared[name] = tf.where(keep, shared[name], tf.zeros_like(shared[name]))
+    shared[features.LONG_LENGTH] = tf.minimum(shared[features.LONG_LENGTH], valid_behaviours)
+  return shared
+
+
+@pytest.mark.parametrize("kernel", ["stock", "fused"])
+@pytest.mark.parametrize("attention", ["dot", "din"])
+@pytest.mark.parametrize("valid_behaviours", [None, 4, 0])  # all; fewer than k; none
+def test_eta_inference_path_equals_the_training_path(kernel, attention, valid_behaviours):
+  """candidate_logits at inference (TargetAttention.attend_gathered: the fused op, or
+  the stock ops / DIN kernel split) == the differentiable path (training=True; no
+  dropout here), within the tolerance of target_attention_test's comparison."""
+  config = ModelConfig(**{**CONFIG.__dict__, "attention": attention, "retrieval_kernel": kernel})
+  model = _model("eta", config)
+  shared = _one_user_many_candidates(config, 20, seed=8, valid_behaviours=valid_behaviours)
+  assert 20 * config.top_k >= config.long_seq_len
+  inference = model.candidate_logits(shared).numpy()
+  training = model.candidate_logits(shared, training=True).numpy()
+  np.testing.assert_allclose(inference, training, rtol=1e-5, atol=1e-6)
+  # The retrieval `score` computes once for its explanations, reused: the same logits.
+  reused = model.candidate_logits(shared, retrieval=model.retrieve(shared)).numpy()
+  np.testing.assert_array_equal(reused, inference)
+
+
+def test_models_without_retrieval_refuse_a_retrieval():
+  model = _model("din_long")
+  shared = _one_user_many_candidates(CONFIG, 3, seed=9)
+  with pytest.raises(TypeError):
+    model.candidate_logits(shared, retrieval=(None, None, None))
+
+
 def test_eta_retrieves_nearest_codes_and_never_padding():
   model = _model("eta")
   batch = transformed_batch(CONFIG, 16, seed=3)

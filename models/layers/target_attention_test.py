@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from models.layers.kernels import fused_ops
 from models.layers.target_attention import TargetAttention
 
 B, T, D = 4, 6, 8
@@ -217,3 +218,111 @@ def test_saved_model_round_trip(tmp_path, config):
   serving = tf.saved_model.load(path).signatures["serving_default"]
   served = serving(query=tf.constant(query), keys=tf.constant(keys), mask=tf.constant(mask))
   np.testing.assert_allclose(next(iter(served.values())).numpy(), want, rtol=1e-6, atol=1e-7)
+
+
+# attend_gathered (the inference path) against the layer's own call on the
+# gathered behaviours (the differentiable path training uses). Tolerance: the
+# fused op and the DIN split sum in another order than the stock matmuls, so
+# float32 rounding differs. Relative 1e-5, plus an absolute 1e-6 of the largest
+# output magnitude for entries that are sums cancelling towards 0 (DIN's
+# unnormalised sums reach |10|); unit-scale inputs, D <= 64, k <= 48.
+GATHERED_RTOL, GATHERED_ATOL = 1e-5, 1e-6
+
+
+def _assert_close(got, want):
+  np.testing.assert_allclose(got, want, rtol=GATHERED_RTOL,
+                             atol=GATHERED_ATOL * max(1.0, float(np.abs(want).max())))
+
+
+def _gathered_case(seed, batch, candidates, length, k, dim):
+  """Random query [B, C, D], history [B, L, D] and the top-k outputs' shape of
+  slots: valid slots first (distinct in-range indices), then empty slots holding
+  index 0 as HammingTopK leaves them. Row 0 of batch 0 has fewer valid behaviours
+  than k, one row none at all, and one history is empty when batch > 1."""
+  rng = np.random.default_rng(seed)
+  query = rng.normal(size=(batch, candidates, dim)).astype(np.float32)
+  history = rng.normal(size=(batch, length, dim)).astype(np.float32)
+  indices = np.zeros((batch, candidates, k), np.int32)
+  valid = np.zeros((batch, candidates, k), bool)
+  for b in range(batch):
+    available = 0 if (batch > 1 and b == batch - 1) else rng.integers(1, length + 1)
+    for c in range(candidates):
+      count = min(k, available, int(rng.integers(0, k + 1)) if c % 3 == 0 else k)
+      if c == 1:
+        count = 0
+      indices[b, c, :count] = rng.choice(length, size=count, replace=False)
+      valid[b, c, :count] = True
+  return query, history, indices, valid
+
+
+def _reference(layer, query, history, indices, valid):
+  gathered = tf.gather(history, indices, batch_dims=1)  # [B, C, k, D]
+  batch, candidates, k, dim = gathered.shape
+  out = layer([tf.reshape(query, [-1, dim]), tf.reshape(gathered, [-1, k, dim])],
+              behaviour_mask=tf.reshape(valid, [-1, k]), training=False)
+  return tf.reshape(out, [batch, candidates, -1]).numpy()
+
+
+GATHERED_MODES = [
+    (dict(num_heads=2), True), (dict(num_heads=2), False),
+    (dict(num_heads=3, key_dim=5), True), (dict(num_heads=1), True),
+    (dict(use_din_activation=True, hidden_units=(12, 6)), False),
+    (dict(use_din_activation=True, hidden_units=(80, 40)), False),
+]
+
+
+@pytest.mark.parametrize("config,fused", GATHERED_MODES)
+@pytest.mark.parametrize("batch,candidates,length,k,dim", [
+    (1, 37, 50, 8, 16), (2, 9, 7, 12, 8), (3, 5, 64, 48, 64), (1, 300, 1024, 48, 64)])
+def test_attend_gathered_equals_call_on_gathered(config, fused, batch, candidates, length, k,
+                                                 dim):
+  query, history, indices, valid = _gathered_case(
+      batch * 1000 + length + k, batch, candidates, length, k, dim)
+  layer = TargetAttention(**config)
+  want = _reference(layer, query, history, indices, valid)
+  op = fused_ops.load() if fused else None
+  if fused:
+    assert op is not None, "the fused kernels must build here"
+  got = layer.attend_gathered(tf.constant(query), tf.constant(history), tf.constant(indices),
+                              tf.constant(valid), fused_op=op).numpy()
+  assert got.shape == want.shape == (batch, candidates, dim)
+  _assert_close(got, want)
+  # Rows with no valid slot are exact zeros in both.
+  empty = ~valid.any(-1)
+  assert empty.any()
+  np.testing.assert_array_equal(got[empty], 0.0)
+  np.testing.assert_array_equal(want[empty], 0.0)
+
+
+@pytest.mark.parametrize("config,fused", GATHERED_MODES)
+def test_attend_gathered_ignores_empty_slots_contents(config, fused):
+  query, history, indices, valid = _gathered_case(11, 2, 6, 20, 10, 8)
+  layer = TargetAttention(**config)
+  op = fused_ops.load() if fused else None
+  run = lambda i: layer.attend_gathered(tf.constant(query), tf.constant(history),
+                                        tf.constant(i), tf.constant(valid), fused_op=op).numpy()
+  moved = np.where(valid, indices, np.random.default_rng(3).integers(0, 20, indices.shape))
+  np.testing.assert_array_equal(run(moved.astype(np.int32)), run(indices))
+
+
+def test_fused_gather_attention_rejects_an_index_out_of_range():
+  query, history, indices, valid = _gathered_case(12, 1, 4, 10, 3, 8)
+  layer = TargetAttention(num_heads=2)
+  layer.attend_gathered(tf.constant(query), tf.constant(history), tf.constant(indices),
+                        tf.constant(valid), fused_op=fused_ops.load())
+  indices[0, 0, 0], valid[0, 0, 0] = 10, True
+  with pytest.raises(tf.errors.InvalidArgumentError, match="outside"):
+    layer.attend_gathered(tf.constant(query), tf.constant(history), tf.constant(indices),
+                          tf.constant(valid), fused_op=fused_ops.load())
+
+
+@pytest.mark.parametrize("config", [dict(num_heads=2), dict(use_din_activation=True)])
+def test_attend_gathered_builds_a_fresh_layer_as_a_call_would(config):
+  query, history, indices, valid = _gathered_case(13, 1, 4, 9, 3, 8)
+  layer = TargetAttention(**config)
+  got = layer.attend_gathered(query, history, tf.constant(indices), tf.constant(valid)).numpy()
+  called = TargetAttention(**config)
+  called([query[:, 0], history])
+  assert layer.built
+  assert ([w.shape for w in layer.weights] == [w.shape for w in called.weights])
+  _assert_close(got, _reference(layer, query, history, indices, valid))

@@ -1,4 +1,9 @@
-"""The fused Hamming top-k kernel (hamming_topk_op.cc): built on first use, loaded once.
+"""The fused kernels: built on first use into one library, loaded once.
+
+  EtaHammingTopK      (hamming_topk_op.cc) ETA's retrieval, below;
+  EtaGatherAttention  (gather_attention_op.cc) the gather + attention core of the
+                      target attention over the retrieved behaviours at inference
+                      (TargetAttention.attend_gathered).
 
 TensorFlow's stock TopK runs at 10-20 ns per element on the machines we
 measured, far from the ~0.6 ns of one XOR + popcount per (candidate, behaviour)
@@ -12,9 +17,10 @@ minute, once) into a cache directory ($ETA_OPS_CACHE, default
 machine. Where it cannot be built (no compiler), `load()` returns None and callers
 use the stock ops, which give identical results.
 
-SavedModels that contain the op need the library loaded before they load (the
+SavedModels that contain either op need the library loaded before they load (the
 built-in server does that); stock tensorflow_model_server does not have it, so
-exports use the stock ops unless asked otherwise (ModelConfig.retrieval_kernel).
+exports use the stock ops unless asked otherwise (ModelConfig.retrieval_kernel,
+which governs both ops).
 """
 
 import hashlib
@@ -31,8 +37,12 @@ import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hamming_topk_op.cc")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCES = tuple(os.path.join(_HERE, name)
+                for name in ("hamming_topk_op.cc", "gather_attention_op.cc"))
 OP_NAME = "EtaHammingTopK"
+ATTENTION_OP_NAME = "EtaGatherAttention"
+OP_NAMES = (OP_NAME, ATTENTION_OP_NAME)
 
 _lock = threading.Lock()
 _module = None
@@ -45,12 +55,14 @@ def _cache_dir() -> str:
 
 
 def library_path() -> str:
-  """Where the compiled library for this source, TensorFlow and machine lives."""
-  with open(SOURCE, "rb") as handle:
-    digest = hashlib.sha256(handle.read())
+  """Where the compiled library for these sources, TensorFlow and machine lives."""
+  digest = hashlib.sha256()
+  for source in SOURCES:
+    with open(source, "rb") as handle:
+      digest.update(handle.read())
   digest.update(" ".join([tf.__version__, platform.machine(), *tf.sysconfig.get_compile_flags(),
                           *tf.sysconfig.get_link_flags()]).encode())
-  return os.path.join(_cache_dir(), f"hamming_topk_{digest.hexdigest()[:16]}.so")
+  return os.path.join(_cache_dir(), f"eta_ops_{digest.hexdigest()[:16]}.so")
 
 
 def build(output_path: str) -> str:
@@ -64,9 +76,9 @@ def build(output_path: str) -> str:
   os.makedirs(os.path.dirname(output_path), exist_ok=True)
   handle, partial = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(output_path))
   os.close(handle)
-  command = [compiler, *flags, SOURCE, "-o", partial, *tf.sysconfig.get_compile_flags(),
+  command = [compiler, *flags, *SOURCES, "-o", partial, *tf.sysconfig.get_compile_flags(),
              *tf.sysconfig.get_link_flags()]
-  log.info("building the fused Hamming top-k kernel (once, about a minute): %s", output_path)
+  log.info("building the fused kernels (once, about a minute): %s", output_path)
   completed = subprocess.run(command, capture_output=True, text=True)
   if completed.returncode != 0:
     os.unlink(partial)
@@ -76,7 +88,8 @@ def build(output_path: str) -> str:
 
 
 def load():
-  """The loaded op module (with .eta_hamming_top_k), or None where it cannot be built.
+  """The loaded op module (with .eta_hamming_top_k and .eta_gather_attention), or None
+  where it cannot be built.
 
   Set ETA_FUSED_KERNEL=0 to never build or load it.
   """
@@ -93,7 +106,7 @@ def load():
       _module = tf.load_op_library(path)
     except Exception as error:  # any failure falls back to the stock ops
       _failed = str(error)
-      log.warning("fused Hamming top-k kernel unavailable, using stock TensorFlow ops: %s",
+      log.warning("fused kernels unavailable, using stock TensorFlow ops: %s",
                   _failed.splitlines()[0] if _failed else error)
     return _module
 
