@@ -48,6 +48,8 @@ class NamedDataset:
     format: its components.formats format.
     changes_in_place: the publisher replaces the archive with newer releases
       under the same URL (GroupLens' "latest"), so a download may fail the check.
+    optional_files: files of `sha256` that a copy on disk may lack (read only
+      for a declared side feature, which then names the file it needs).
   """
   name: str
   directory: str
@@ -56,6 +58,11 @@ class NamedDataset:
   release: str
   format: str = "movielens"
   changes_in_place: bool = False
+  optional_files: Tuple[str, ...] = ()
+
+  @property
+  def required_files(self) -> Tuple[str, ...]:
+    return tuple(name for name in self.sha256 if name not in self.optional_files)
 
 
 DATASETS: Tuple[NamedDataset, ...] = (
@@ -67,7 +74,8 @@ DATASETS: Tuple[NamedDataset, ...] = (
             # read when a user column is declared (components/movielens.py)
             "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
         },
-        release="MovieLens 100K (1998; 100,000 ratings, 943 users)"),
+        release="MovieLens 100K (1998; 100,000 ratings, 943 users)",
+        optional_files=("u.user",)),
     NamedDataset(
         name="movielens-latest-small", directory="ml-latest-small",
         url=f"{_GROUPLENS}/ml-latest-small.zip",
@@ -95,7 +103,7 @@ def default_cache_dir() -> str:
 
 def _complete(dataset: NamedDataset, directory: Optional[str]) -> bool:
   return bool(directory) and all(
-      os.path.isfile(os.path.join(directory, name)) for name in dataset.sha256)
+      os.path.isfile(os.path.join(directory, name)) for name in dataset.required_files)
 
 
 def _candidates(dataset: NamedDataset, data_path: Optional[str]):
@@ -137,7 +145,7 @@ def locate(name: str, data_path: Optional[str] = None, download: bool = True,
       file and, for a release that changes in place, what to do).
   """
   dataset = get(name)
-  files = " + ".join(dataset.sha256)
+  files = " + ".join(dataset.required_files)
   tried = []
   for origin, directory in _candidates(dataset, data_path):
     if _complete(dataset, directory):

@@ -123,3 +123,14 @@ def test_real_files_pass_the_checksum(tmp_path, name):
   url = _zip(tmp_path / "set.zip", real, dataset.directory, tuple(dataset.sha256))
   target = datasets.download_dataset(dataset, str(tmp_path / "cache"), url=url)
   assert sorted(os.listdir(target)) == sorted(dataset.sha256)
+
+
+def test_a_copy_without_the_optional_users_file_is_found(tmp_path):
+  """ml-100k's u.user is read only for declared user features: a copy of
+  u.data + u.item alone is still the data set (the reader names u.user when a
+  user column is declared and the file is missing)."""
+  _fake_movielens(tmp_path / "ml-100k")
+  os.remove(tmp_path / "ml-100k" / "u.user")
+  assert datasets.get("movielens-100k").required_files == ("u.data", "u.item")
+  assert datasets.locate("movielens-100k", data_path=str(tmp_path / "ml-100k")) == str(
+      tmp_path / "ml-100k")
