@@ -53,9 +53,13 @@ TARGETS = (
     ("long_branch_cost", KERNEL_FUSED, "in_process", 4096, 0.05),
     ("long_branch_cost", KERNEL_STOCK, "savedmodel", None, 0.5),
     ("eta_over_din", KERNEL_FUSED, "in_process", None, 1.5),
+    # ETA plus its long-term summary at most 1.1x plain ETA (issue 13, section 4).
+    ("summary_over_eta", KERNEL_FUSED, "in_process", None, 1.1),
 )
 MEASURE_NAMES = {"long_branch_cost": "long-branch cost (eta - din) / (din_long - din)",
-                 "eta_over_din": "eta / din", "eta_over_din_long": "eta / din_long"}
+                 "eta_over_din": "eta / din", "eta_over_din_long": "eta / din_long",
+                 "summary_over_eta": "eta_summary / eta"}
+SUMMARY_MODEL = "eta_summary"
 MODEL_NAME = "eta"
 WORKER_MODULE = "benchmarks.serving_latency"
 
@@ -139,7 +143,12 @@ def _row(name, kernel, length, candidates, path, stats) -> Dict:
 
 
 def _kernels(name: str) -> List[Optional[str]]:
-  if name != "eta":
+  """Both retrieval kernels for the models that retrieve (eta and its subclasses, e.g.
+  eta_summary), so that their in-process and exported rows time the same kernel; None
+  (no kernel) for the others."""
+  from models.architectures.eta import EtaModel
+  from models.architectures.registry import MODELS
+  if not issubclass(MODELS[name], EtaModel):
     return [None]
   from models.layers.kernels import fused_ops
   return [KERNEL_FUSED, KERNEL_STOCK] if fused_ops.available() else [KERNEL_STOCK]
@@ -365,7 +374,8 @@ def _long_branch_cost(eta: float, din: Optional[float], din_long: Optional[float
 
 def ratios(rows: List[Dict]) -> List[Dict]:
   """Per (threads, path, L, B) where they exist: ETA's (each kernel) long-branch cost
-  (eta - din) / (din_long - din), and its p50 over din_long and over din."""
+  (eta - din) / (din_long - din), its p50 over din_long and over din, and eta_summary's
+  p50 over ETA's (same kernel)."""
   index = {(r.get("threads"), r["model"], r["retrieval_kernel"], r["path"], r["history_length"],
             r["candidates"]): r["p50_ms"] for r in rows}
   result = []
@@ -379,6 +389,8 @@ def ratios(rows: List[Dict]) -> List[Dict]:
     for name, other in reference.items():
       entry[f"eta_over_{name}"] = None if other is None else p50 / other
     entry["long_branch_cost"] = _long_branch_cost(p50, reference["din"], reference["din_long"])
+    summary = index.get((threads, SUMMARY_MODEL, kernel, path, length, count))
+    entry["summary_over_eta"] = None if summary is None else summary / p50
     result.append(entry)
   return result
 

@@ -26,6 +26,21 @@ def test_ratios_divide_eta_by_each_reference_on_the_same_path_and_sizes():
   assert ratios[("fused", "in_process")]["eta_over_din"] == pytest.approx(1.2)
   assert ratios[("stock", "in_process")]["eta_over_din_long"] == pytest.approx(0.6)
   assert ratios[("stock", "grpc")]["eta_over_din"] is None
+  assert ratios[("fused", "in_process")]["summary_over_eta"] is None  # not measured
+
+
+def test_summary_over_eta_pairs_the_same_kernel_and_is_reported_against_its_target():
+  rows = ROWS + [_row("eta_summary", "fused", "in_process", 1024, 1024, 3.6),
+                 _row("eta_summary", "stock", "in_process", 1024, 1024, 12.6)]
+  ratios = {(r["retrieval_kernel"], r["path"]): r for r in serving_latency.ratios(rows)}
+  assert ratios[("fused", "in_process")]["summary_over_eta"] == pytest.approx(1.2)
+  assert ratios[("stock", "in_process")]["summary_over_eta"] == pytest.approx(1.05)
+  assert {r["retrieval_kernel"] for r in serving_latency.ratios(rows)} == {"fused", "stock"}
+  text = serving_latency.render(_result(rows))
+  assert ("ETA (fused) eta_summary / eta at L=1024, B=1024, in process: **1.20** "
+          "(target <= 1.1): MISSED") in text
+  assert serving_latency._kernels("eta_summary") == serving_latency._kernels("eta")
+  assert serving_latency._kernels("din_long") == [None]
 
 
 def test_long_branch_cost_is_eta_s_extra_over_full_attention_s_per_path_and_threads():
