@@ -61,7 +61,9 @@ def test_pipeline_run_and_module_fixtures_run_once_under_loadgroup(tmp_path):
   for name, text in _TESTS.items():
     (sub / name).write_text(text)
   log = tmp_path / "log.txt"
-  env = dict(os.environ, XDIST_GROUPS_LOG=str(log), PYTHONPATH=ROOT)
+  # Not the outer run's xdist worker identity (make test-unit runs this on a worker).
+  env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+  env.update(XDIST_GROUPS_LOG=str(log), PYTHONPATH=ROOT)
   result = subprocess.run(
       [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
        "--dist", "loadgroup", "suite"],
